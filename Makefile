@@ -1,0 +1,34 @@
+# rwxfs build, test and lint. `make run` serves the single-node default;
+# `make test` runs every test (race detector on, fuzz seeds included).
+GO        ?= go
+BIN       := bin/rwxfs
+DATA      ?= ./rwxfs-data
+STATICCHECK_VERSION := v0.8.2
+GOBIN     := $(shell $(GO) env GOPATH)/bin
+
+.PHONY: build run test test-short lint bench fuzz clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/rwxfs
+
+run: build
+	./$(BIN) serve --data $(DATA)
+
+# -p 1 keeps tests that share ports, disks or mounts from stepping on each other
+# and keeps a 2-core machine from thrashing.
+test:
+	$(GO) test -race -p 1 -timeout 30m ./...
+
+test-short:
+	$(GO) test -short -p 1 ./...
+
+lint:
+	$(GO) vet ./...
+	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(GOBIN)/staticcheck ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,115 @@
+package metadata
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+)
+
+// The key layout is described in doc.go. Every key function lives here so the
+// layout can be read in one place.
+
+func hex16(v uint64) string {
+	var b [16]byte
+	const digits = "0123456789abcdef"
+	for i := 15; i >= 0; i-- {
+		b[i] = digits[v&0xf]
+		v >>= 4
+	}
+	return string(b[:])
+}
+
+func parseHex16(s string) (uint64, error) {
+	if len(s) != 16 {
+		return 0, fmt.Errorf("%w: %q is not 16 hex digits", ErrCorrupt, s)
+	}
+	v, err := strconv.ParseUint(s, 16, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %q: %v", ErrCorrupt, s, err)
+	}
+	return v, nil
+}
+
+// prefixEnd is the end of the range of keys starting with p.
+func prefixEnd(p string) string {
+	b := []byte(p)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1])
+		}
+	}
+	return "\x00"
+}
+
+// keys builds the keys of one filesystem prefix.
+type keys struct{ p string }
+
+func (k keys) format() string               { return k.p + "fs" }
+func (k keys) counter(name string) string   { return k.p + "ctr/" + name }
+func (k keys) volByName(name string) string { return k.p + "vol/n/" + name }
+func (k keys) volByNamePrefix() string      { return k.p + "vol/n/" }
+func (k keys) volByID(id uint32) string     { return k.p + "vol/i/" + hex16(uint64(id)) }
+
+// inode is the attribute record; dirTimes sorts right after it so one range
+// read [inode, inodeEnd) returns both.
+func (k keys) inode(ino Ino) string    { return k.p + "i/" + hex16(uint64(ino)) }
+func (k keys) dirTimes(ino Ino) string { return k.p + "i/" + hex16(uint64(ino)) + "t" }
+func (k keys) inodeEnd(ino Ino) string { return k.p + "i/" + hex16(uint64(ino)) + "u" }
+func (k keys) inodePrefix() string     { return k.p + "i/" }
+
+func (k keys) dentryPrefix(dir Ino) string { return k.p + "d/" + hex16(uint64(dir)) + "/" }
+func (k keys) dentry(dir Ino, name string) string {
+	return k.dentryPrefix(dir) + hex16(nameHash(name)) + "/" + name
+}
+
+// dentryFrom is the first dentry key whose cookie is at least c.
+func (k keys) dentryFrom(dir Ino, c uint64) string { return k.dentryPrefix(dir) + hex16(c) }
+func (k keys) allDentries() string                 { return k.p + "d/" }
+
+func (k keys) chunkPrefix(ino Ino) string { return k.p + "c/" + hex16(uint64(ino)) + "/" }
+func (k keys) chunk(ino Ino, idx uint32) string {
+	return k.chunkPrefix(ino) + hex16(uint64(idx))
+}
+func (k keys) allChunks() string { return k.p + "c/" }
+
+func (k keys) openPrefix(ino Ino) string { return k.p + "o/" + hex16(uint64(ino)) + "/" }
+func (k keys) open(ino Ino, session int64) string {
+	return k.openPrefix(ino) + hex16(uint64(session))
+}
+func (k keys) allOpens() string { return k.p + "o/" }
+
+func (k keys) orphan(ino Ino) string { return k.p + "orphan/" + hex16(uint64(ino)) }
+func (k keys) allOrphans() string    { return k.p + "orphan/" }
+
+func (k keys) usageTotal(vol uint32) string { return k.p + "u/" + hex16(uint64(vol)) + "/t" }
+func (k keys) usageDeltaPrefix(vol uint32) string {
+	return k.p + "u/" + hex16(uint64(vol)) + "/d/"
+}
+func (k keys) usageDelta(vol uint32, unique string) string {
+	return k.usageDeltaPrefix(vol) + unique
+}
+
+func (k keys) gcPrefix() string        { return k.p + "gc/" }
+func (k keys) gc(unique string) string { return k.gcPrefix() + unique }
+func (k keys) trash(ino Ino) string    { return k.p + "trash/" + hex16(uint64(ino)) }
+func (k keys) trashPrefix() string     { return k.p + "trash/" }
+
+// Cookies 1 and 2 are "." and ".."; every real entry's cookie has the top bit
+// set, so it is never confused with them and keeps the key order.
+const (
+	cookieDot    = 1
+	cookieDotDot = 2
+)
+
+// nameHash is the stable 64-bit hash of a name that orders a directory's
+// entries and serves as their READDIR cookie (FNV-1a with the top bit set).
+func nameHash(name string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return h.Sum64() | 1<<63
+}
+
+// putU64 is a little helper for fixed-width encodings.
+func putU64(b []byte, v uint64) []byte { return binary.LittleEndian.AppendUint64(b, v) }
