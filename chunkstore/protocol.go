@@ -56,7 +56,7 @@ type NodeInfo struct {
 	Zone      string    `json:"zone"`
 	Capacity  uint64    `json:"capacity"` // bytes of the data folder's file system
 	Free      uint64    `json:"free"`     // bytes free for blocks (reserve already subtracted)
-	Full      bool      `json:"full"`     // refusing writes (below the reserve)
+	Full      bool      `json:"full"`     // refusing writes: Free is below one MaxEncodedSize block
 	Started   time.Time `json:"started"`
 	Heartbeat time.Time `json:"heartbeat"`
 }

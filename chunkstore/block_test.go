@@ -1,0 +1,255 @@
+package chunkstore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// textLike returns n bytes of compressible, text-like data.
+func textLike(n int, seed uint64) []byte {
+	words := []string{"the ", "chunk ", "node ", "stores ", "blocks ", "of ", "file ", "data ", "in ", "frames ", "\n", "rwxfs ", "replica ", "0123 ", "slice "}
+	r := rand.New(rand.NewPCG(seed, 1))
+	var b bytes.Buffer
+	for b.Len() < n {
+		b.WriteString(words[r.IntN(len(words))])
+	}
+	return b.Bytes()[:n]
+}
+
+func randomBytes(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 2))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func blockSizes() []int {
+	return []int{0, 1, 2, 100, FrameSize - 1, FrameSize, FrameSize + 1, 3*FrameSize + 17, MaxBlockSize - 1, MaxBlockSize}
+}
+
+func TestBlockRoundTrip(t *testing.T) {
+	for _, size := range blockSizes() {
+		for name, raw := range map[string][]byte{"text": textLike(size, 1), "random": randomBytes(size, 2), "zero": make([]byte, size)} {
+			t.Run(fmt.Sprintf("%s/%d", name, size), func(t *testing.T) {
+				id := BlockID{Slice: 0x1234567890abcdef, Index: uint32(size)}
+				enc, err := EncodeBlock(id, raw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(enc) > MaxEncodedSize {
+					t.Fatalf("encoded %d > MaxEncodedSize", len(enc))
+				}
+				if name == "random" && len(enc) != headerLen(frameCount(size))+size {
+					t.Errorf("incompressible data: encoded %d, want raw frames (%d)", len(enc), headerLen(frameCount(size))+size)
+				}
+				if name == "zero" && size > 1000 && len(enc) > size/10 {
+					t.Errorf("zeros compressed to %d of %d", len(enc), size)
+				}
+				if err := VerifyBlock(enc); err != nil {
+					t.Fatal(err)
+				}
+				gid, got, err := DecodeBlock(enc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if gid != id || !bytes.Equal(got, raw) {
+					t.Fatalf("round trip mismatch: id %v", gid)
+				}
+				h, err := ParseHeader(enc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if h.EncodedLen() != int64(len(enc)) || h.RawLen != size {
+					t.Fatalf("header: encoded %d raw %d", h.EncodedLen(), h.RawLen)
+				}
+				if l, err := HeaderLenOf(enc[:fixedHeaderSize]); err != nil || l != h.HeaderLen() {
+					t.Fatalf("HeaderLenOf = %d, %v; want %d", l, err, h.HeaderLen())
+				}
+			})
+		}
+	}
+}
+
+func TestAppendEncodeReusesBuffer(t *testing.T) {
+	raw := textLike(MaxBlockSize/4, 3)
+	buf, err := AppendEncodeBlock(nil, BlockID{Slice: 1}, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(5, func() {
+		buf, err = AppendEncodeBlock(buf[:0], BlockID{Slice: 1}, raw)
+	})
+	if err != nil || allocs > 1 {
+		t.Fatalf("allocs per encode = %v (err %v), want ≤ 1", allocs, err)
+	}
+	prefix := []byte("prefix")
+	out, err := AppendEncodeBlock(prefix, BlockID{Slice: 9, Index: 9}, raw[:1000])
+	if err != nil || !bytes.HasPrefix(out, prefix) {
+		t.Fatal("append lost the prefix", err)
+	}
+	if id, got, err := DecodeBlock(out[len(prefix):]); err != nil || id != (BlockID{9, 9}) || !bytes.Equal(got, raw[:1000]) {
+		t.Fatal("appended block does not decode", err)
+	}
+}
+
+func TestEncodeTooLarge(t *testing.T) {
+	_, err := EncodeBlock(BlockID{}, make([]byte, MaxBlockSize+1))
+	if !errors.Is(err, ErrBlockTooLarge) {
+		t.Fatalf("err = %v, want ErrBlockTooLarge", err)
+	}
+}
+
+func TestDecodeRange(t *testing.T) {
+	raw := append(textLike(5*FrameSize+123, 4), randomBytes(2*FrameSize, 5)...)
+	enc, err := EncodeBlock(BlockID{Slice: 7, Index: 3}, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := ParseHeader(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type rg struct{ off, n int64 }
+	cases := []rg{{0, 1}, {0, int64(len(raw))}, {FrameSize - 1, 2}, {FrameSize, FrameSize}, {3*FrameSize + 5, 100}, {int64(len(raw)) - 1, 1}, {100, 4 * FrameSize}}
+	r := rand.New(rand.NewPCG(6, 6))
+	for range 200 {
+		off := r.Int64N(int64(len(raw)))
+		cases = append(cases, rg{off, 1 + r.Int64N(int64(len(raw))-off)})
+	}
+	for _, c := range cases {
+		sp, err := h.FrameSpan(c.off, c.n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		part, err := RangeEncoding(enc, c.off, c.n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int64(len(part)) != int64(h.HeaderLen())+sp.End-sp.Start || !bytes.Equal(part[h.HeaderLen():], enc[sp.Start:sp.End]) {
+			t.Fatalf("%v: range encoding is not header+enc[Start:End]", c)
+		}
+		id, got, err := DecodeRange(part, c.off, c.n)
+		if err != nil {
+			t.Fatalf("%v: %v", c, err)
+		}
+		if id != h.ID || !bytes.Equal(got, raw[c.off:c.off+c.n]) {
+			t.Fatalf("%v: wrong bytes", c)
+		}
+		// The whole block is a valid input only when the span is all of it.
+		if sp.First == 0 && sp.Last == len(h.Frames)-1 {
+			if _, got, err := DecodeRange(enc, c.off, c.n); err != nil || !bytes.Equal(got, raw[c.off:c.off+c.n]) {
+				t.Fatalf("%v: decode range of whole block: %v", c, err)
+			}
+		}
+	}
+	for _, bad := range []rg{{-1, 1}, {0, 0}, {0, int64(len(raw)) + 1}, {int64(len(raw)), 1}, {5, -1}} {
+		if _, err := h.FrameSpan(bad.off, bad.n); !errors.Is(err, ErrBadRange) {
+			t.Errorf("FrameSpan%v err = %v, want ErrBadRange", bad, err)
+		}
+	}
+	// Corrupting a frame outside the range does not matter; inside it does.
+	part, _ := RangeEncoding(enc, FrameSize, 10)
+	part[len(part)-1] ^= 1
+	if _, _, err := DecodeRange(part, FrameSize, 10); !IsCorruption(err) {
+		t.Fatalf("corrupt range frame: err = %v", err)
+	}
+	// A partial encoding with a frame too many or too few is rejected.
+	part, _ = RangeEncoding(enc, FrameSize, 10)
+	if _, _, err := DecodeRange(part[:len(part)-1], FrameSize, 10); !IsCorruption(err) {
+		t.Fatalf("short range: err = %v", err)
+	}
+	if _, _, err := DecodeRange(append(part, 0), FrameSize, 10); !IsCorruption(err) {
+		t.Fatalf("long range: err = %v", err)
+	}
+}
+
+// TestCorruptionDetected flips every byte of small blocks, and sampled
+// bytes of a large one, and truncates and extends them: every damaged input
+// must be rejected with a *CorruptionError.
+func TestCorruptionDetected(t *testing.T) {
+	blocks := map[string][]byte{
+		"text-small":   textLike(3000, 7),
+		"random-small": randomBytes(3000, 8),
+		"two-frames":   textLike(FrameSize+500, 9),
+	}
+	for name, raw := range blocks {
+		enc, err := EncodeBlock(BlockID{Slice: 42, Index: 1}, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Every byte of the header and of small blocks; a sample of the
+		// frames of larger ones (the race detector makes each decode slow).
+		step := 1
+		if len(enc) > 8000 {
+			step = 61
+		}
+		h, _ := ParseHeader(enc)
+		for i := 0; i < len(enc); i++ {
+			if i >= h.HeaderLen() && (i-h.HeaderLen())%step != 0 {
+				continue
+			}
+			for _, mask := range []byte{0x01, 0x80, 0xff} {
+				bad := bytes.Clone(enc)
+				bad[i] ^= mask
+				_, got, err := DecodeBlock(bad)
+				if err == nil {
+					// A flip inside an lz4 stream can still decode to the
+					// very same bytes (an equivalent match offset in
+					// repetitive data); the CRC proved them right. Wrong
+					// bytes must never come out.
+					if !bytes.Equal(got, raw) {
+						t.Fatalf("%s: flip byte %d mask %#x returned wrong bytes", name, i, mask)
+					}
+					if VerifyBlock(bad) != nil {
+						t.Fatalf("%s: flip %d: VerifyBlock disagrees with DecodeBlock", name, i)
+					}
+					continue
+				}
+				if !IsCorruption(err) {
+					t.Fatalf("%s: flip %d: err %v is not a CorruptionError", name, i, err)
+				}
+				if VerifyBlock(bad) == nil {
+					t.Fatalf("%s: flip %d: VerifyBlock accepted", name, i)
+				}
+			}
+		}
+		for n := 0; n < len(enc); n += 1 + n/64 {
+			if _, _, err := DecodeBlock(enc[:n]); !IsCorruption(err) {
+				t.Fatalf("%s: truncated to %d: err = %v", name, n, err)
+			}
+		}
+		if _, _, err := DecodeBlock(append(bytes.Clone(enc), 0)); !IsCorruption(err) {
+			t.Fatalf("%s: trailing byte accepted: %v", name, err)
+		}
+	}
+}
+
+func TestHeaderRejectsOversize(t *testing.T) {
+	enc, _ := EncodeBlock(BlockID{Slice: 1}, textLike(1000, 1))
+	h, _ := ParseHeader(enc)
+	// Forge a header that claims more than MaxBlockSize, with a valid CRC.
+	forged := forgeHeader(h.ID, MaxBlockSize+1, frameCount(MaxBlockSize+1))
+	if _, err := ParseHeader(forged); !IsCorruption(err) {
+		t.Fatalf("oversized raw length: %v", err)
+	}
+	// Frame count inconsistent with the raw length.
+	forged = forgeHeader(h.ID, 1000, 2)
+	if _, err := ParseHeader(forged); !IsCorruption(err) {
+		t.Fatalf("bad frame count: %v", err)
+	}
+	// Valid counts, but a frame whose stored length exceeds its raw length.
+	forged = forgeHeaderFrames(h.ID, 1000, []uint32{1001})
+	if _, err := ParseHeader(forged); !IsCorruption(err) {
+		t.Fatalf("stored > raw: %v", err)
+	}
+	// Frame length beyond input.
+	forged = forgeHeaderFrames(h.ID, 1000, []uint32{1000})
+	if _, _, err := DecodeBlock(append(forged, make([]byte, 10)...)); !IsCorruption(err) {
+		t.Fatalf("frame beyond input: %v", err)
+	}
+}
