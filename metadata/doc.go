@@ -32,8 +32,9 @@
 //	vol/n/<name>             volume record (JSON), by name
 //	vol/i/<volid>            volume name, by id (for handles)
 //	i/<ino>                  inode attributes (binary, see attr.go)
-//	t/<ino>                  directory times (mtime, ctime), written blindly so
+//	i/<ino>t                 directory times (mtime, ctime), written blindly so
 //	                         that creates in one directory never conflict
+//	                         (sorts right after i/<ino>: one range read gets both)
 //	d/<dir>/<hash>/<name>    dentry: child inode and type; <hash> is 16 hex of
 //	                         a stable 64-bit hash of the name, which is also the
 //	                         READDIR cookie, so cookies are stateless and the
@@ -47,7 +48,15 @@
 //	                         exact and no key is written by every create
 //	gc/<unique>              deletion queue entry: slices no longer referenced
 //	                         (from unlink, truncate, compaction) for the chunk
-//	                         store's garbage collector
+//	                         store's garbage collector; <unique> starts with
+//	                         the queue time, the value is a slice list or a
+//	                         reference to deleted chunk keys (see gc.go)
+//	dirmove                  written by every rename that moves a directory
+//	                         to another parent (no-cycle check of deep
+//	                         renames, see rename.go)
+//	trash/<ino>              root of a deleted volume's detached tree (JSON:
+//	                         volume id, name, time); the background deleter
+//	                         removes the tree bottom-up, then this record
 //
 // # Namespace rules
 //
@@ -65,5 +74,6 @@
 // and needs one execute bit for execute; sticky directories restrict removal
 // and rename to the owner of the entry or the directory or root; new inodes in
 // a setgid directory inherit its group (and directories the setgid bit);
-// chown by a non-root clears suid and sgid.
+// chown of a non-directory clears suid, and sgid when group-execute is set,
+// whoever the caller (Linux's rule; see SetAttr).
 package metadata

@@ -1,7 +1,6 @@
 package metadata
 
 import (
-	"encoding/binary"
 	"fmt"
 	"hash/fnv"
 	"strconv"
@@ -83,13 +82,19 @@ func (k keys) allOpens() string { return k.p + "o/" }
 func (k keys) orphan(ino Ino) string { return k.p + "orphan/" + hex16(uint64(ino)) }
 func (k keys) allOrphans() string    { return k.p + "orphan/" }
 
-func (k keys) usageTotal(vol uint32) string { return k.p + "u/" + hex16(uint64(vol)) + "/t" }
+func (k keys) usagePrefix(vol uint32) string { return k.p + "u/" + hex16(uint64(vol)) + "/" }
+func (k keys) usageTotal(vol uint32) string  { return k.p + "u/" + hex16(uint64(vol)) + "/t" }
 func (k keys) usageDeltaPrefix(vol uint32) string {
 	return k.p + "u/" + hex16(uint64(vol)) + "/d/"
 }
 func (k keys) usageDelta(vol uint32, unique string) string {
 	return k.usageDeltaPrefix(vol) + unique
 }
+
+// dirMoves is written (blindly) by every rename that moves a directory to
+// another parent; a rename whose no-cycle walk is too deep to compare every
+// ancestor compares this key instead of the rest (see rename.go).
+func (k keys) dirMoves() string { return k.p + "dirmove" }
 
 func (k keys) gcPrefix() string        { return k.p + "gc/" }
 func (k keys) gc(unique string) string { return k.gcPrefix() + unique }
@@ -110,6 +115,3 @@ func nameHash(name string) uint64 {
 	h.Write([]byte(name))
 	return h.Sum64() | 1<<63
 }
-
-// putU64 is a little helper for fixed-width encodings.
-func putU64(b []byte, v uint64) []byte { return binary.LittleEndian.AppendUint64(b, v) }

@@ -69,6 +69,13 @@ type Store struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 	wg        sync.WaitGroup
+
+	// Namespace core (usage.go, trash.go, background.go).
+	vols volumeCache   // quota and recent usage per volume
+	kick chan struct{} // wakes the maintenance goroutine early
+
+	// Open files (open.go): this instance's session lease.
+	sess session
 }
 
 type storeMetrics struct {
@@ -188,6 +195,8 @@ func Open(ctx context.Context, cli *clientv3.Client, prefix string, cfg Config) 
 			}
 		}
 	}
+	s.startBackground()
+	s.startReaper()
 	return s, nil
 }
 

@@ -31,6 +31,7 @@ type txn struct {
 	cmps  []clientv3.Cmp
 	ops   []clientv3.Op
 	wrote map[string][]byte // nil value: deleted
+	opIdx map[string]int    // key -> index in ops of its put or del
 	// after runs once the transaction has committed (cache updates).
 	after []func(rev int64)
 }
@@ -144,6 +145,11 @@ func (tx *txn) getMany(keys ...string) ([][]byte, error) {
 		}
 		tx.seen[k] = r.Kvs[0].ModRevision
 		out[idx[j]] = r.Kvs[0].Value
+		if out[idx[j]] == nil {
+			// An empty value (orphan records) decodes as nil; nil means
+			// absent here.
+			out[idx[j]] = []byte{}
+		}
 	}
 	return out, nil
 }
@@ -198,14 +204,30 @@ func (tx *txn) requireRangeUnchanged(start, end string) error {
 	return nil
 }
 
+// put writes key. A later put or del of the same key in one transaction
+// replaces the earlier operation (etcd rejects a transaction that names one
+// key twice), so helpers may write a record more than once.
 func (tx *txn) put(key string, val []byte, opts ...clientv3.OpOption) {
-	tx.ops = append(tx.ops, clientv3.OpPut(key, string(val), opts...))
+	tx.setOp(key, clientv3.OpPut(key, string(val), opts...))
 	tx.wrote[key] = val
 }
 
+// del deletes key (replacing an earlier put of it in this transaction).
 func (tx *txn) del(key string) {
-	tx.ops = append(tx.ops, clientv3.OpDelete(key))
+	tx.setOp(key, clientv3.OpDelete(key))
 	tx.wrote[key] = nil
+}
+
+func (tx *txn) setOp(key string, op clientv3.Op) {
+	if i, ok := tx.opIdx[key]; ok {
+		tx.ops[i] = op
+		return
+	}
+	if tx.opIdx == nil {
+		tx.opIdx = map[string]int{}
+	}
+	tx.opIdx[key] = len(tx.ops)
+	tx.ops = append(tx.ops, op)
 }
 
 // delRange deletes every key in [start, end) with one operation.
@@ -230,6 +252,9 @@ func (tx *txn) commit() (bool, error) {
 	if n := len(tx.ops); n > maxTxnOps {
 		return false, fmt.Errorf("metadata: transaction of %d operations exceeds %d", n, maxTxnOps)
 	}
+	if n := len(cmps); n > maxTxnOps {
+		return false, fmt.Errorf("metadata: transaction of %d compares exceeds %d", n, maxTxnOps)
+	}
 	r, err := tx.s.cli.Txn(tx.ctx).If(cmps...).Then(tx.ops...).Commit()
 	if err != nil {
 		return false, wrapEtcd(err)
@@ -243,7 +268,15 @@ func (tx *txn) commit() (bool, error) {
 	return true, nil
 }
 
-// maxTxnOps is etcd's default --max-txn-ops.
+// maxTxnOps is etcd's default --max-txn-ops. etcd (v3.6
+// server/etcdserver/api/v3rpc/key.go, checkTxnRequest) applies it to the
+// compares, the success operations and the failure operations separately:
+// a transaction is refused (ErrGRPCTooManyOps) when any of the three lists
+// is longer, so a transaction may carry 128 compares and 128 operations.
+// The same function (checkIntervals) refuses a transaction whose success
+// operations put one key twice or put a key inside a range it deletes
+// (ErrGRPCDuplicateKey); put and del therefore replace an earlier
+// operation on the same key, and no put may fall inside a delRange.
 const maxTxnOps = 128
 
 // wrapEtcd turns client errors into the package's sentinels where one fits.
@@ -268,5 +301,5 @@ func wrapEtcd(err error) error {
 	if errors.Is(err, rpctypes.ErrNoSpace) {
 		return fmt.Errorf("%w: etcd backend quota reached: %v", ErrNoSpace, err)
 	}
-	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }

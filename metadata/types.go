@@ -192,4 +192,9 @@ type GCEntry struct {
 	Key    string
 	Slices []Slice
 	Queued time.Time
+	// FullScan is set when the entry stood for more slices than fit in one
+	// etcd value and etcd's history holding them has been compacted: the
+	// collector must find the garbage by a mark-and-sweep against
+	// LiveSlices before it acks the entry (see gc.go).
+	FullScan bool
 }
