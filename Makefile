@@ -11,8 +11,15 @@ GOBIN     := $(shell $(GO) env GOPATH)/bin
 build:
 	$(GO) build -o $(BIN) ./cmd/rwxfs
 
+# Until the NFS frontend exists, the single-node default is: an embedded etcd
+# in $(DATA)/etcd holding a formatted filesystem with a "default" volume, and
+# one chunk node storing blocks in $(DATA)/chunk (the etcd runs inside it).
 run: build
-	./$(BIN) serve --data $(DATA)
+	@if ! ./$(BIN) volume get --data $(DATA) default >/dev/null 2>&1; then \
+		./$(BIN) format --data $(DATA) 2>/dev/null || true; \
+		./$(BIN) volume create --data $(DATA) default; \
+	fi
+	./$(BIN) chunk --data $(DATA) --dir $(DATA)/chunk --listen 127.0.0.1:9420 --reserve 256MiB
 
 # -p 1 keeps tests that share ports, disks or mounts from stepping on each other
 # and keeps a 2-core machine from thrashing.
