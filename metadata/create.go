@@ -93,7 +93,7 @@ func (s *Store) Create(ctx context.Context, cred Cred, dir Ino, name string, mod
 	gen := newGeneration()
 	err = s.txn(ctx, func(tx *txn) error {
 		created = false
-		d, old, err := tx.dirEntry(dir, name, cred, MayExec)
+		d, old, err := tx.dirForCreate(dir, name, cred, MayExec)
 		if err != nil {
 			return err
 		}
@@ -204,7 +204,7 @@ func (s *Store) mkinode(ctx context.Context, cred Cred, dir Ino, name string, ty
 	gen := newGeneration()
 	var a Attr
 	err = s.txn(ctx, func(tx *txn) error {
-		d, old, err := tx.dirEntry(dir, name, cred, MayWrite|MayExec)
+		d, old, err := tx.dirForCreate(dir, name, cred, MayWrite|MayExec)
 		if err != nil {
 			return err
 		}

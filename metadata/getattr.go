@@ -192,6 +192,7 @@ func (tx *txn) dirEntry(dir Ino, name string, cred Cred, mask uint32) (Attr, Ino
 	if !d.IsDir() {
 		return Attr{}, 0, fmt.Errorf("inode %d: %w", dir, ErrNotDir)
 	}
+	tx.noteDir(&d, rec)
 	if times != nil {
 		if d.Mtime, d.Ctime, err = decodeDirTimes(times); err != nil {
 			return Attr{}, 0, err

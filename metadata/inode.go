@@ -51,6 +51,9 @@ func (tx *txn) attr(ino Ino) (Attr, string, error) {
 		return Attr{}, "", err
 	}
 	a.Rev = tx.seen[ik]
+	if !haveRec {
+		tx.noteDir(&a, rec)
+	}
 	if a.Type == TypeDir && haveTimes && times != nil {
 		if a.Mtime, a.Ctime, err = decodeDirTimes(times); err != nil {
 			return Attr{}, "", err

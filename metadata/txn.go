@@ -34,6 +34,11 @@ type txn struct {
 	opIdx map[string]int    // key -> index in ops of its put or del
 	// after runs once the transaction has committed (cache updates).
 	after []func(rev int64)
+	// attempt counts the tries of this transaction (0 first).
+	attempt int
+	// cachedDirs are directories whose cached record this attempt relied on
+	// instead of reading; they are dropped from the cache if it fails.
+	cachedDirs []Ino
 }
 
 // txn runs fn as one transaction, retrying from the start while compares
@@ -42,7 +47,7 @@ type txn struct {
 func (s *Store) txn(ctx context.Context, fn func(tx *txn) error) error {
 	backoff := time.Millisecond
 	for attempt := 0; ; attempt++ {
-		tx := &txn{ctx: ctx, s: s, seen: map[string]int64{}, wrote: map[string][]byte{}}
+		tx := &txn{ctx: ctx, s: s, seen: map[string]int64{}, wrote: map[string][]byte{}, attempt: attempt}
 		err := fn(tx)
 		if err == nil {
 			var ok bool
@@ -50,6 +55,9 @@ func (s *Store) txn(ctx context.Context, fn func(tx *txn) error) error {
 			if err == nil && ok {
 				return nil
 			}
+		}
+		for _, d := range tx.cachedDirs {
+			s.dirs.drop(d)
 		}
 		if err != nil && !errors.Is(err, errRetry) && !errors.Is(err, rpctypes.ErrCompacted) {
 			return err
