@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"time"
 )
@@ -186,6 +187,9 @@ func (s *Store) CommitSlice(ctx context.Context, req WriteReq) (Attr, error) {
 		list, err := decodeSlices(v)
 		if err != nil {
 			return fmt.Errorf("chunk %d of inode %d: %w", req.Chunk, req.Ino, err)
+		}
+		if req.IfUnchanged && !slices.Equal(list, req.Expect) {
+			return fmt.Errorf("chunk %d of inode %d: %w", req.Chunk, req.Ino, ErrChunkChanged)
 		}
 		if len(list)+1 > sliceListNormalize {
 			visible := Resolve(list)

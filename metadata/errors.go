@@ -32,6 +32,9 @@ var (
 	ErrFormatted    = errors.New("an rwxfs filesystem already exists under this prefix")
 	ErrNewerFormat  = errors.New("filesystem was formatted by a newer rwxfs; upgrade this binary")
 	ErrCorrupt      = errors.New("metadata record is corrupt") // EIO
+	// ErrChunkChanged is a conditional CommitSlice whose chunk changed
+	// since the caller read it; nothing was written.
+	ErrChunkChanged = errors.New("chunk changed since it was read")
 	// ErrNotSync is a failed SETATTR guard (NFS3ERR_NOT_SYNC); it has no
 	// errno of its own, so the NFS layer tests for it before mapping.
 	ErrNotSync = errors.New("ctime guard does not match")
@@ -68,6 +71,7 @@ var errnoTable = []struct {
 	{ErrFormatted, syscall.EEXIST},
 	{ErrNewerFormat, syscall.EIO},
 	{ErrNotSync, syscall.EINVAL},
+	{ErrChunkChanged, syscall.EAGAIN},
 }
 
 // Errno maps an error from any rwxfs layer to the errno a POSIX caller sees.

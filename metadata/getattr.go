@@ -141,9 +141,15 @@ func (tx *txn) dirEntry(dir Ino, name string, cred Cred, mask uint32) (Attr, Ino
 	_, w1 := tx.wrote[ik]
 	_, w2 := tx.wrote[tk]
 	_, w3 := tx.wrote[dk]
-	if w1 || w2 || w3 || dir == 0 {
-		// Something of it was written in this transaction: read through
-		// the helpers, which see the writes.
+	_, c1 := tx.fromCache[ik]
+	_, c3 := tx.fromCache[dk]
+	hot := false
+	if tx.useCache {
+		_, hot = tx.s.recs.get(ik)
+	}
+	if w1 || w2 || w3 || c1 || c3 || hot || dir == 0 {
+		// Something of it was written in this transaction, or comes from
+		// the record cache: read through the helpers, which see both.
 		d, err := tx.dirForAccess(dir, cred, mask)
 		if err != nil {
 			return Attr{}, 0, err
@@ -171,15 +177,20 @@ func (tx *txn) dirEntry(dir Ino, name string, cred Cred, mask uint32) (Attr, Ino
 			tx.seen[ik] = kv.ModRevision
 		case tk:
 			times = kv.Value
+			tx.noteRead(tk, kv.Value, kv.ModRevision)
 		}
 	}
+	tx.noteRead(ik, rec, tx.seen[ik])
 	var ino Ino
 	tx.seen[dk] = 0
 	if kvs := r.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
 		tx.seen[dk] = kvs[0].ModRevision
+		tx.noteRead(dk, kvs[0].Value, kvs[0].ModRevision)
 		if ino, _, err = decodeDentry(kvs[0].Value); err != nil {
 			return Attr{}, 0, fmt.Errorf("entry %q of %d: %w", name, dir, err)
 		}
+	} else {
+		tx.noteRead(dk, nil, 0)
 	}
 	if rec == nil {
 		return Attr{}, 0, fmt.Errorf("inode %d: %w", dir, ErrNotExist)
@@ -192,7 +203,6 @@ func (tx *txn) dirEntry(dir Ino, name string, cred Cred, mask uint32) (Attr, Ino
 	if !d.IsDir() {
 		return Attr{}, 0, fmt.Errorf("inode %d: %w", dir, ErrNotDir)
 	}
-	tx.noteDir(&d, rec)
 	if times != nil {
 		if d.Mtime, d.Ctime, err = decodeDirTimes(times); err != nil {
 			return Attr{}, 0, err

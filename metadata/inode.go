@@ -26,21 +26,35 @@ func (tx *txn) attr(ino Ino) (Attr, string, error) {
 		rec, haveRec = v, true
 	}
 	if !haveRec {
+		if v, ok := tx.cached(ik); ok {
+			rec, haveRec = v, true
+			if !haveTimes {
+				times, haveTimes = tx.peekCached(tk)
+			}
+		}
+	}
+	if !haveRec {
 		kvs, _, err := tx.list(ik, tx.s.k.inodeEnd(ino), 0, false)
 		if err != nil {
 			return Attr{}, "", err
 		}
 		tx.seen[ik] = 0
+		var timesRev int64
 		for _, kv := range kvs {
 			switch string(kv.Key) {
 			case ik:
 				rec = kv.Value
 				tx.seen[ik] = kv.ModRevision
 			case tk:
+				timesRev = kv.ModRevision
 				if !haveTimes {
 					times, haveTimes = kv.Value, true
 				}
 			}
+		}
+		tx.noteRead(ik, rec, tx.seen[ik])
+		if timesRev != 0 {
+			tx.noteRead(tk, times, timesRev)
 		}
 	}
 	if rec == nil {
@@ -51,9 +65,6 @@ func (tx *txn) attr(ino Ino) (Attr, string, error) {
 		return Attr{}, "", err
 	}
 	a.Rev = tx.seen[ik]
-	if !haveRec {
-		tx.noteDir(&a, rec)
-	}
 	if a.Type == TypeDir && haveTimes && times != nil {
 		if a.Mtime, a.Ctime, err = decodeDirTimes(times); err != nil {
 			return Attr{}, "", err

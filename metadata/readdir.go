@@ -3,6 +3,7 @@ package metadata
 import (
 	"context"
 	"fmt"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"sync"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -63,19 +64,18 @@ func (s *Store) ReadDir(ctx context.Context, cred Cred, dir Ino, cookie uint64, 
 			return s.fillAttrs(tx, &d, entries, plus)
 		}
 		// Real entries start after the hash in cookie.
-		var start string
+		var from uint64
 		switch {
 		case cookie <= cookieDotDot:
-			start = s.k.dentryPrefix(dir)
+			from = 0
 		case cookie == ^uint64(0):
 			eof = true
 			return s.fillAttrs(tx, &d, entries, plus)
 		default:
-			start = s.k.dentryFrom(dir, cookie+1)
+			from = cookie + 1
 		}
-		end := prefixEnd(s.k.dentryPrefix(dir))
 		room := max - len(entries)
-		kvs, more, err := tx.list(start, end, int64(room+1), false)
+		kvs, more, err := s.listDentries(tx, dir, from, room+1)
 		if err != nil {
 			return err
 		}
@@ -118,6 +118,52 @@ func (s *Store) ReadDir(ctx context.Context, cred Cred, dir Ino, cookie uint64, 
 		return nil, false, fmt.Errorf("readdir %d: %w", dir, err)
 	}
 	return entries, eof, nil
+}
+
+// listDentries reads up to limit entries of dir whose hash is at least
+// from, in key order. etcd walks a whole range to count it even when the read
+// is limited, so instead of reading [from, end of directory) it reads windows
+// of the hash space, starting with 1/64 of what remains and widening by the
+// density seen so far: each call touches O(limit) index entries on the
+// server, and listing a directory page by page stays linear in its size.
+// more reports that entries beyond the returned ones may exist.
+func (s *Store) listDentries(tx *txn, dir Ino, from uint64, limit int) (kvs []*mvccpb.KeyValue, more bool, err error) {
+	if from < 1<<63 {
+		from = 1 << 63 // every entry's hash has the top bit set
+	}
+	end := prefixEnd(s.k.dentryPrefix(dir))
+	lo := from
+	width := (^uint64(0)-lo)/64 + 1
+	for {
+		hi := lo + width
+		wEnd := end
+		if hi > lo { // no overflow: the window ends inside the hash space
+			wEnd = s.k.dentryFrom(dir, hi)
+		}
+		got, _, err := tx.list(s.k.dentryFrom(dir, lo), wEnd, int64(limit-len(kvs)), false)
+		if err != nil {
+			return nil, false, err
+		}
+		kvs = append(kvs, got...)
+		if len(kvs) >= limit {
+			return kvs, true, nil
+		}
+		if wEnd == end {
+			return kvs, false, nil
+		}
+		// Widen: aim for the entries still needed with 25% to spare.
+		need := uint64(limit - len(kvs))
+		factor := uint64(16)
+		if n := uint64(len(got)); n > 0 {
+			factor = max(2, (need*5/4)/n+1)
+		}
+		lo = hi
+		if w := width * factor; w/factor == width {
+			width = w
+		} else {
+			width = ^uint64(0)
+		}
+	}
 }
 
 // pageCut returns how many of page (room+1 entries read, in key order) to

@@ -72,7 +72,7 @@ type Store struct {
 
 	// Namespace core (usage.go, trash.go, background.go).
 	vols volumeCache   // quota and recent usage per volume
-	dirs dirCache      // directory records for one-round-trip creates
+	recs recCache      // recently seen records for one-round-trip mutations
 	kick chan struct{} // wakes the maintenance goroutine early
 
 	// Open files (open.go): this instance's session lease.

@@ -36,9 +36,13 @@ type txn struct {
 	after []func(rev int64)
 	// attempt counts the tries of this transaction (0 first).
 	attempt int
-	// cachedDirs are directories whose cached record this attempt relied on
-	// instead of reading; they are dropped from the cache if it fails.
-	cachedDirs []Ino
+	// useCache lets this attempt read records from the Store's record
+	// cache (first attempt of a mutating transaction only; see recCache).
+	useCache bool
+	// usedCache are the keys this attempt took from the cache; they are
+	// dropped from it if the attempt fails.
+	usedCache []string
+	fromCache map[string][]byte
 }
 
 // txn runs fn as one transaction, retrying from the start while compares
@@ -47,7 +51,7 @@ type txn struct {
 func (s *Store) txn(ctx context.Context, fn func(tx *txn) error) error {
 	backoff := time.Millisecond
 	for attempt := 0; ; attempt++ {
-		tx := &txn{ctx: ctx, s: s, seen: map[string]int64{}, wrote: map[string][]byte{}, attempt: attempt}
+		tx := &txn{ctx: ctx, s: s, seen: map[string]int64{}, wrote: map[string][]byte{}, attempt: attempt, useCache: attempt == 0}
 		err := fn(tx)
 		if err == nil {
 			var ok bool
@@ -56,8 +60,13 @@ func (s *Store) txn(ctx context.Context, fn func(tx *txn) error) error {
 				return nil
 			}
 		}
-		for _, d := range tx.cachedDirs {
-			s.dirs.drop(d)
+		if len(tx.usedCache) > 0 {
+			s.recs.drop(tx.usedCache)
+			if err != nil && !errors.Is(err, errRetry) && ctx.Err() == nil {
+				// The failure may come from a stale cached record: decide
+				// again from real reads, at once.
+				continue
+			}
 		}
 		if err != nil && !errors.Is(err, errRetry) && !errors.Is(err, rpctypes.ErrCompacted) {
 			return err
@@ -121,6 +130,10 @@ func (tx *txn) getMany(keys ...string) ([][]byte, error) {
 			out[i] = v
 			continue
 		}
+		if v, ok := tx.cached(k); ok {
+			out[i] = v
+			continue
+		}
 		ops = append(ops, clientv3.OpGet(k, tx.readOpts()...))
 		idx = append(idx, i)
 	}
@@ -149,6 +162,7 @@ func (tx *txn) getMany(keys ...string) ([][]byte, error) {
 		k := keys[idx[j]]
 		if len(r.Kvs) == 0 {
 			tx.seen[k] = 0
+			tx.noteRead(k, nil, 0)
 			continue
 		}
 		tx.seen[k] = r.Kvs[0].ModRevision
@@ -158,6 +172,7 @@ func (tx *txn) getMany(keys ...string) ([][]byte, error) {
 			// absent here.
 			out[idx[j]] = []byte{}
 		}
+		tx.noteRead(k, out[idx[j]], r.Kvs[0].ModRevision)
 	}
 	return out, nil
 }
@@ -247,7 +262,7 @@ func (tx *txn) delRange(start, end string) {
 func (tx *txn) onCommit(f func(rev int64)) { tx.after = append(tx.after, f) }
 
 func (tx *txn) commit() (bool, error) {
-	if len(tx.ops) == 0 {
+	if len(tx.ops) == 0 && len(tx.usedCache) == 0 {
 		for _, f := range tx.after {
 			f(tx.rev)
 		}
@@ -269,6 +284,13 @@ func (tx *txn) commit() (bool, error) {
 	}
 	if !r.Succeeded {
 		return false, nil
+	}
+	for k, v := range tx.wrote {
+		if v == nil {
+			tx.s.recs.put(k, nil, 0)
+		} else {
+			tx.s.recs.put(k, v, r.Header.Revision)
+		}
 	}
 	for _, f := range tx.after {
 		f(r.Header.Revision)

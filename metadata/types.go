@@ -131,6 +131,12 @@ type WriteReq struct {
 	// ClearSetID clears suid and sgid (a write by a non-owner).
 	ClearSetID bool
 	Now        time.Time
+	// IfUnchanged makes the commit fail with ErrChunkChanged unless the
+	// chunk's slice list is exactly Expect at commit time. A writer that
+	// merged its data over the committed bytes of a chunk uses it, so that
+	// a concurrent write is never overwritten with older bytes.
+	IfUnchanged bool
+	Expect      []Slice
 }
 
 // Volume is a subtree with its own root, quota and export options.
