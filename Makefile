@@ -34,8 +34,10 @@ lint:
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(GOBIN)/staticcheck ./...
 
+# Every benchmark of docs/benchmarks.md with its ceilings, in one run
+# (BIG=1 for the 1 GiB / 100,000-entry cases); raw output in bench/results-*.txt.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
+	bench/run.sh
 
 clean:
 	rm -rf bin

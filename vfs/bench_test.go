@@ -1,0 +1,220 @@
+package vfs_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/rwxfs/rwxfs/internal/testenv"
+	"github.com/rwxfs/rwxfs/metadata"
+	"github.com/rwxfs/rwxfs/vfs"
+)
+
+// Benchmarks on embedded etcd and local chunk nodes (HTTP over loopback,
+// blocks fsync'd). Sizes are small by default; -vfs.big runs the 1 GiB
+// sequential benchmarks and 10,000 small files:
+//
+//	go test ./vfs/ -run '^$' -bench . -benchtime 1x -vfs.big
+var big = flag.Bool("vfs.big", false, "run the 1 GiB and 10,000-file benchmarks")
+
+func seqSize() int {
+	if *big {
+		return 1 << 30
+	}
+	return 128 << 20
+}
+
+func benchStack(b *testing.B, r int, cfg func(*vfs.Config)) *testenv.Stack {
+	return testenv.StartStack(b, testenv.StackOptions{Nodes: r, Replicas: r, VFS: cfg})
+}
+
+// pattern is incompressible-ish data (lz4 gains little), as most file
+// contents are after their own compression.
+func pattern(n int) []byte {
+	rng := rand.New(rand.NewPCG(9, 9))
+	b := make([]byte, n)
+	for i := 0; i+8 <= n; i += 8 {
+		v := rng.Uint64()
+		for j := 0; j < 8; j++ {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+	return b
+}
+
+const ioSize = 1 << 20
+
+func writeSeq(b *testing.B, v *vfs.VFS, ino metadata.Ino, size int, buf []byte) {
+	ctx := context.Background()
+	for off := 0; off < size; off += len(buf) {
+		if _, err := v.Write(ctx, root, ino, uint64(off), buf, vfs.Unstable); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := v.Commit(ctx, ino); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func BenchmarkSeqWrite(b *testing.B) {
+	for _, r := range []int{1, 3} {
+		b.Run(fmt.Sprintf("R=%d", r), func(b *testing.B) {
+			s := benchStack(b, r, nil)
+			size := seqSize()
+			buf := pattern(ioSize)
+			b.SetBytes(int64(size))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				f := mustCreate(b, s.VFS, s.Root(), fmt.Sprint("seq", i))
+				writeSeq(b, s.VFS, f.Ino, size, buf)
+			}
+		})
+	}
+}
+
+func BenchmarkSeqRead(b *testing.B) {
+	for _, r := range []int{1, 3} {
+		b.Run(fmt.Sprintf("R=%d", r), func(b *testing.B) {
+			s := benchStack(b, r, nil)
+			size := seqSize()
+			f := mustCreate(b, s.VFS, s.Root(), "seq")
+			writeSeq(b, s.VFS, f.Ino, size, pattern(ioSize))
+			ctx := context.Background()
+			b.SetBytes(int64(size))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				// A fresh instance each time: nothing cached.
+				b.StopTimer()
+				in := s.NewInstance()
+				h, _, err := in.VFS.Open(ctx, root, f.Ino, syscall.O_RDONLY)
+				if err != nil {
+					b.Fatal(err)
+				}
+				buf := make([]byte, ioSize)
+				b.StartTimer()
+				for off := 0; off < size; {
+					n, _, err := h.Read(ctx, uint64(off), buf)
+					if err != nil || n == 0 {
+						b.Fatalf("read at %d: %d, %v", off, n, err)
+					}
+					off += n
+				}
+				b.StopTimer()
+				h.Release(ctx)
+				in.Close(b)
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+const randFile = 64 << 20
+
+// BenchmarkRandWrite4K: 4 KiB writes at random 4 KiB-aligned offsets of a
+// 64 MiB file, buffered, then committed (the commit is in the time).
+func BenchmarkRandWrite4K(b *testing.B) {
+	s := benchStack(b, 1, nil)
+	f := mustCreate(b, s.VFS, s.Root(), "rand")
+	writeSeq(b, s.VFS, f.Ino, randFile, pattern(ioSize))
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 2))
+	buf := pattern(4096)
+	b.SetBytes(4096)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		off := uint64(rng.IntN(randFile/4096)) * 4096
+		if _, err := s.VFS.Write(ctx, root, f.Ino, off, buf, vfs.Unstable); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := s.VFS.Commit(ctx, f.Ino); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+}
+
+// BenchmarkRandRead4K: 4 KiB reads at random offsets of a 64 MiB file whose
+// blocks are in the cache.
+func BenchmarkRandRead4K(b *testing.B) {
+	s := benchStack(b, 1, nil)
+	f := mustCreate(b, s.VFS, s.Root(), "rand")
+	writeSeq(b, s.VFS, f.Ino, randFile, pattern(ioSize))
+	ctx := context.Background()
+	readAll(b, s.VFS, f.Ino, randFile) // warm the cache
+	b.SetBytes(4096)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		rng := rand.New(rand.NewPCG(rand.Uint64(), 2))
+		buf := make([]byte, 4096)
+		for pb.Next() {
+			off := uint64(rng.IntN(randFile - 4096))
+			if _, _, err := s.VFS.Read(ctx, root, f.Ino, off, buf); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
+}
+
+// BenchmarkSmallFiles creates, writes (4 KiB, committed at close) and reads
+// back files from 64 goroutines; 1,000 files per op (10,000 with -vfs.big).
+func BenchmarkSmallFiles(b *testing.B) {
+	s := benchStack(b, 1, nil)
+	n := 1000
+	if *big {
+		n = 10000
+	}
+	ctx := context.Background()
+	data := pattern(4096)
+	b.SetBytes(int64(n) * 4096)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		dir, err := s.VFS.Mkdir(ctx, root, s.Root(), fmt.Sprint("d", i), 0o755)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		const workers = 64
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				buf := make([]byte, 4096)
+				for j := w; j < n; j += workers {
+					name := fmt.Sprint("f", j)
+					h, _, err := s.VFS.OpenCreate(ctx, root, dir.Ino, name, 0o644, syscall.O_WRONLY)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					if _, err := h.Write(ctx, 0, data, vfs.Unstable); err != nil {
+						b.Error(err)
+						return
+					}
+					if err := h.Release(ctx); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+				for j := w; j < n; j += workers {
+					a, err := s.VFS.Lookup(ctx, root, dir.Ino, fmt.Sprint("f", j))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					if m, _, err := s.VFS.Read(ctx, root, a.Ino, 0, buf); err != nil || m != 4096 {
+						b.Errorf("read back: %d, %v", m, err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "files/s")
+}

@@ -1,0 +1,91 @@
+package vfs
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config tunes a VFS. Start from DefaultConfig.
+type Config struct {
+	// MaxDirty bounds the bytes buffered by writes and not yet committed,
+	// over all files. A writer that would cross it blocks until a flush
+	// frees space (backpressure).
+	MaxDirty int64
+	// FlushIdle is how long a file's buffered data may sit untouched before
+	// the background flusher commits it.
+	FlushIdle time.Duration
+	// FlushEager is how many buffered bytes of one file start a background
+	// flush at once (so that a sequential writer's uploads overlap its
+	// writes). 0 means MaxDirty/8.
+	FlushEager int64
+	// MergeExtents is how many separate buffered extents of one chunk make
+	// a flush commit them as one slice filled in with the committed data
+	// between them (0 disables merging); see commitExtents.
+	MergeExtents int
+	// FlushWorkers is how many files the background flusher flushes at once.
+	FlushWorkers int
+	// UploadConcurrency bounds the blocks one flush uploads at once.
+	UploadConcurrency int
+	// BlockCacheBytes bounds the decoded-block cache.
+	BlockCacheBytes int64
+	// Readahead is the most bytes prefetched ahead of a sequential reader.
+	Readahead int64
+	// ReadaheadWorkers bounds the block fetches readahead runs at once.
+	ReadaheadWorkers int
+	// CatchUpTimeout bounds how long an open waits for the cache to catch
+	// up with etcd; past it the inode's cached data is dropped instead.
+	CatchUpTimeout time.Duration
+	// CompactThreshold is the slice-list length of a chunk beyond which the
+	// chunk is compacted in the background (0 disables compaction).
+	CompactThreshold int
+	// Logger receives warnings (nil discards).
+	Logger *slog.Logger
+	// Registerer receives the metrics (nil registers nothing).
+	Registerer prometheus.Registerer
+
+	// watchFrom, when set (by tests), starts the cache watch at that
+	// revision instead of the current one.
+	watchFrom int64
+}
+
+// DefaultConfig returns the settings frontends use.
+func DefaultConfig() Config {
+	return Config{
+		MaxDirty:          256 << 20,
+		FlushIdle:         3 * time.Second,
+		FlushWorkers:      4,
+		MergeExtents:      8,
+		UploadConcurrency: 8,
+		BlockCacheBytes:   256 << 20,
+		Readahead:         64 << 20,
+		ReadaheadWorkers:  16,
+		CatchUpTimeout:    2 * time.Second,
+		CompactThreshold:  32,
+	}
+}
+
+// Validate reports settings that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxDirty < 4<<20:
+		return errors.New("vfs: MaxDirty must be at least 4 MiB")
+	case c.FlushIdle <= 0:
+		return errors.New("vfs: FlushIdle must be positive")
+	case c.MergeExtents < 0:
+		return errors.New("vfs: MergeExtents must not be negative")
+	case c.FlushEager < 0:
+		return errors.New("vfs: FlushEager must not be negative")
+	case c.FlushWorkers < 1 || c.UploadConcurrency < 1 || c.ReadaheadWorkers < 1:
+		return errors.New("vfs: FlushWorkers, UploadConcurrency and ReadaheadWorkers must be at least 1")
+	case c.BlockCacheBytes < 0 || c.Readahead < 0:
+		return errors.New("vfs: BlockCacheBytes and Readahead must not be negative")
+	case c.CatchUpTimeout <= 0:
+		return errors.New("vfs: CatchUpTimeout must be positive")
+	case c.CompactThreshold < 0 || c.CompactThreshold == 1:
+		return errors.New("vfs: CompactThreshold must be 0 (off) or at least 2")
+	}
+	return nil
+}

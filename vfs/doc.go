@@ -1,0 +1,62 @@
+// Package vfs is the POSIX file layer of rwxfs: the one implementation of
+// file semantics, permission checks at open and write, caching and the read
+// and write paths that the NFS server and the FUSE client translate to.
+// Frontends import vfs (and the metadata types it re-exports), never etcd
+// or chunkstore.
+//
+// # API
+//
+// Operations take inode numbers, names and an explicit metadata.Cred. The
+// namespace operations (Lookup, GetAttr, SetAttr, Create, Mkdir, Mknod,
+// Symlink, Readlink, Link, Unlink, Rmdir, Rename, ReadDir, StatFS, Access)
+// are one metadata transaction each; metadata's errors (test with
+// errors.Is, map with metadata.Errno) pass through. Files are read and
+// written either statelessly by inode (Read, Write, Commit: NFS) or through
+// a Handle (Open, OpenCreate, Handle.Read/Write/Truncate/Fsync/Release:
+// FUSE), whose permission is checked once at open against the access mode.
+//
+// # Writes and their stability
+//
+// A write is buffered in the instance (per file, as extents of each 64 MiB
+// chunk) and acknowledged at once (Unstable), or made durable before Write
+// returns (DataSync, FileSync: the same here, since data and attributes are
+// committed in one transaction). Flush, Commit, Fsync and Release make every
+// write buffered before the call durable: the extents are cut into blocks of
+// at most chunkstore.MaxBlockSize, uploaded in parallel, and each slice is
+// committed with metadata.CommitSlice; a slice never crosses a chunk. A
+// background flusher commits data untouched for Config.FlushIdle, starts
+// uploading a file's data once Config.FlushEager bytes are buffered, and
+// dirty memory is bounded by Config.MaxDirty (writers block until a flush
+// frees room). Verifier is random per VFS: NFS clients resend unstable
+// writes when it changes. Data only buffered is lost if the process dies;
+// it never corrupts committed data (a commit is one transaction over
+// immutable blocks written before it).
+//
+// Reads of the same instance see its own buffered writes: committed data
+// is read, then the buffers are laid over it (no flush before reads).
+//
+// # Coherence between instances
+//
+// Close-to-open: after a Flush/Commit/Release on instance A returns, a
+// Lookup, GetAttr or Open on instance B returns the new size, mtime and
+// bytes. Lookup, GetAttr, Access and Open read etcd (never the attribute cache) and
+// then wait until B's etcd watch has applied every change up to the
+// revision of the inode record they read (a commit writes the chunk's slice
+// list and the inode record in one transaction, so that covers the file's
+// data). Between opens, B may serve reads from slice lists and attributes
+// cached since; the watch drops them as soon as etcd reports a change. A
+// compacted or broken watch drops every cache.
+//
+// # Caches
+//
+// Attributes per inode and slice lists per (inode, chunk), dropped by the
+// watch and updated by the instance's own commits; decoded blocks in a
+// bytes-bounded LRU keyed by block id, never invalidated (blocks are
+// immutable). Sequential readers get readahead. No lock is held across
+// network I/O on the read path, so readers of one file run in parallel.
+//
+// # Quotas
+//
+// See quota.go: per-instance reservations in etcd make a volume's quota
+// hard (usage never exceeds it) without one key written by every write.
+package vfs

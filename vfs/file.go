@@ -1,0 +1,229 @@
+package vfs
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/rwxfs/rwxfs/metadata"
+)
+
+// file is the in-memory state of an inode this instance writes, reads or
+// holds open: its write buffers and its reader's sequential-access state.
+// It exists while the inode is open, dirty or recently read; the flusher
+// forgets idle ones.
+//
+// Buffered data lives in two layers of extents per chunk. active takes new
+// writes; frozen is what a flush is uploading and committing. Within a
+// layer, extents are sorted and disjoint (overlapping or touching writes
+// merge), so each is simply "the newest bytes of its range"; active wins
+// over frozen, and frozen over what is committed. Readers overlay both
+// layers on the committed data (read-your-writes without flushing).
+type file struct {
+	ino Ino
+
+	// flushMu serializes flushes and truncation of the file: while it is
+	// held, frozen belongs to the holder.
+	flushMu sync.Mutex
+
+	mu struct {
+		sync.Mutex
+		dead  bool // forgotten by forgetIdleFiles: get a new one
+		opens int
+		// buffered data
+		active      map[uint32][]*extent
+		frozen      map[uint32][]*extent
+		activeBytes int64
+		frozenBytes int64
+		// commitGen grows whenever frozen data is dropped after its commit
+		// (or a truncate changed the committed data), so that a reader who
+		// read committed data before can tell it must read again.
+		commitGen  uint64
+		firstWrite time.Time // oldest unflushed write of active
+		lastWrite  time.Time
+		mtime      time.Time // time of the newest buffered write
+		clearSetID bool      // a buffered write by a non-owner
+		vol        uint32    // the file's volume (for quota)
+		quotaHeld  int64     // growth taken from the quota for active data
+		eager      bool      // an eager flush is running or queued
+		err        error     // a permanent flush error not yet reported
+		lastUse    time.Time
+		// sequential read detection
+		seqNext uint64
+		seqRun  int
+		raNext  uint64
+	}
+}
+
+// extent is buffered data at chunk position pos.
+type extent struct {
+	pos  uint32
+	data []byte
+}
+
+func (e *extent) end() uint32 { return e.pos + uint32(len(e.data)) }
+
+func newFile(ino Ino) *file {
+	f := &file{ino: ino}
+	f.mu.lastUse = time.Now()
+	return f
+}
+
+// dirtyEndLocked is the end (file offset) of the buffered data, 0 if none.
+func (f *file) dirtyEndLocked() uint64 {
+	var end uint64
+	for _, layer := range []map[uint32][]*extent{f.mu.active, f.mu.frozen} {
+		for c, l := range layer {
+			if len(l) > 0 {
+				end = max(end, uint64(c)*metadata.ChunkSize+uint64(l[len(l)-1].end()))
+			}
+		}
+	}
+	return end
+}
+
+func (f *file) dirtyLocked() bool { return f.mu.activeBytes > 0 || f.mu.frozenBytes > 0 }
+
+// insertExtent writes data at pos into a sorted disjoint extent list and
+// returns the new list and how many buffered bytes it added.
+func insertExtent(list []*extent, pos uint32, data []byte) ([]*extent, int64) {
+	end := pos + uint32(len(data))
+	// Extents [i, j) overlap or touch [pos, end).
+	i := sort.Search(len(list), func(k int) bool { return list[k].end() >= pos })
+	j := i
+	for j < len(list) && list[j].pos <= end {
+		j++
+	}
+	if i == j {
+		e := &extent{pos: pos, data: append(make([]byte, 0, growCap(len(data), pos)), data...)}
+		list = append(list, nil)
+		copy(list[i+1:], list[i:])
+		list[i] = e
+		return list, int64(len(data))
+	}
+	first := list[i]
+	if j == i+1 && first.pos <= pos {
+		// Overwrite inside first, or extend it at its end (the sequential
+		// writer's case: amortized append).
+		old := len(first.data)
+		if end > first.end() {
+			need := int(end - first.pos)
+			if need > cap(first.data) {
+				nd := make([]byte, old, max(need, growCap(2*old, first.pos)))
+				copy(nd, first.data)
+				first.data = nd
+			}
+			first.data = first.data[:need]
+		}
+		copy(first.data[pos-first.pos:], data)
+		return list, int64(len(first.data) - old)
+	}
+	lo, hi := min(first.pos, pos), max(list[j-1].end(), end)
+	buf := make([]byte, hi-lo)
+	var old int64
+	for _, e := range list[i:j] {
+		copy(buf[e.pos-lo:], e.data)
+		old += int64(len(e.data))
+	}
+	copy(buf[pos-lo:], data)
+	merged := &extent{pos: lo, data: buf}
+	list = append(list[:i+1], list[j:]...)
+	list[i] = merged
+	return list, int64(len(buf)) - old
+}
+
+// growCap is the capacity to give a buffer of n bytes at chunk position pos:
+// room to grow, never past the chunk's end.
+func growCap(n int, pos uint32) int {
+	c := max(n, 64<<10)
+	return min(c, int(metadata.ChunkSize-pos))
+}
+
+// clipExtents drops the data at or beyond chunk position limit and returns
+// the new list and how many bytes it dropped.
+func clipExtents(list []*extent, limit uint32) ([]*extent, int64) {
+	var dropped int64
+	out := list[:0]
+	for _, e := range list {
+		switch {
+		case e.end() <= limit:
+			out = append(out, e)
+		case e.pos < limit:
+			dropped += int64(e.end() - limit)
+			out = append(out, &extent{pos: e.pos, data: e.data[: limit-e.pos : limit-e.pos]})
+		default:
+			dropped += int64(len(e.data))
+		}
+	}
+	return out, dropped
+}
+
+// overlay copies the buffered data of [off, off+len(dst)) into dst, frozen
+// first, then active.
+func (f *file) overlayLocked(off uint64, dst []byte) {
+	for _, layer := range []map[uint32][]*extent{f.mu.frozen, f.mu.active} {
+		if len(layer) == 0 {
+			continue
+		}
+		end := off + uint64(len(dst))
+		for c := uint32(off / metadata.ChunkSize); uint64(c)*metadata.ChunkSize < end; c++ {
+			base := uint64(c) * metadata.ChunkSize
+			for _, e := range layer[c] {
+				lo, hi := max(base+uint64(e.pos), off), min(base+uint64(e.end()), end)
+				if lo < hi {
+					copy(dst[lo-off:hi-off], e.data[lo-base-uint64(e.pos):])
+				}
+			}
+		}
+	}
+}
+
+// file returns the state of ino, creating it.
+func (v *VFS) file(ino Ino) *file {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	f, ok := v.mu.files[ino]
+	if !ok {
+		f = newFile(ino)
+		v.mu.files[ino] = f
+	}
+	return f
+}
+
+// lockedFile returns the state of ino, locked, never a forgotten one.
+func (v *VFS) lockedFile(ino Ino) *file {
+	for {
+		f := v.file(ino)
+		f.mu.Lock()
+		if !f.mu.dead {
+			return f
+		}
+		f.mu.Unlock()
+	}
+}
+
+func (v *VFS) lookupFile(ino Ino) *file {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.mu.files[ino]
+}
+
+// forgetIdleFiles drops the state of files that are clean, closed, not
+// being flushed and unused for a while.
+func (v *VFS) forgetIdleFiles() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for ino, f := range v.mu.files {
+		if !f.flushMu.TryLock() {
+			continue
+		}
+		f.mu.Lock()
+		idle := f.mu.opens == 0 && !f.dirtyLocked() && !f.mu.eager && f.mu.err == nil && f.mu.quotaHeld == 0 && time.Since(f.mu.lastUse) > v.cfg.FlushIdle
+		if idle {
+			f.mu.dead = true
+			delete(v.mu.files, ino)
+		}
+		f.mu.Unlock()
+		f.flushMu.Unlock()
+	}
+}

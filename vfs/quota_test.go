@@ -1,0 +1,145 @@
+package vfs_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/rwxfs/rwxfs/internal/testenv"
+	"github.com/rwxfs/rwxfs/metadata"
+	"github.com/rwxfs/rwxfs/vfs"
+)
+
+func TestQuotaBytes(t *testing.T) {
+	const quota = 8 << 20
+	s := testenv.StartStack(t, testenv.StackOptions{Volume: metadata.VolumeSpec{QuotaBytes: quota}})
+	v := s.VFS
+	ctx := context.Background()
+	f := mustCreate(t, v, s.Root(), "f")
+	if _, err := v.Write(ctx, root, f.Ino, 0, make([]byte, 6<<20), vfs.FileSync); err != nil {
+		t.Fatal(err)
+	}
+	// An unstable write past the quota fails at once.
+	g := mustCreate(t, v, s.Root(), "g")
+	if _, err := v.Write(ctx, root, g.Ino, 0, make([]byte, 3<<20), vfs.Unstable); metadata.Errno(err) != syscall.EDQUOT {
+		t.Fatalf("write past the quota: %v, want EDQUOT", err)
+	}
+	// Overwriting inside the file needs no quota.
+	if _, err := v.Write(ctx, root, f.Ino, 1<<20, make([]byte, 4<<20), vfs.FileSync); err != nil {
+		t.Fatalf("overwrite: %v", err)
+	}
+	big := uint64(9 << 20)
+	if _, err := v.SetAttr(ctx, root, f.Ino, metadata.SetAttrReq{Size: &big}); metadata.Errno(err) != syscall.EDQUOT {
+		t.Fatalf("truncate past the quota: %v, want EDQUOT", err)
+	}
+	st, err := v.StatFS(ctx, s.Volume.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.TotalBytes != quota || st.Usage.Bytes != 6<<20 {
+		t.Fatalf("statfs: %+v", st)
+	}
+	// Room comes back when the file goes.
+	if err := v.Unlink(ctx, root, s.Root(), "f"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Write(ctx, root, g.Ino, 0, make([]byte, 7<<20), vfs.FileSync); err != nil {
+		t.Fatalf("write after freeing: %v", err)
+	}
+}
+
+func TestQuotaInodes(t *testing.T) {
+	const quota = 12
+	s := testenv.StartStack(t, testenv.StackOptions{Volume: metadata.VolumeSpec{QuotaInodes: quota}})
+	v := s.VFS
+	ctx := context.Background()
+	made := 0
+	for i := 0; i < 20; i++ {
+		_, _, err := v.Create(ctx, root, s.Root(), fmt.Sprint("f", i), 0o644, metadata.CreateGuarded, [8]byte{})
+		if metadata.Errno(err) == syscall.EDQUOT {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		made++
+	}
+	if made != quota-1 { // the root is one inode
+		t.Fatalf("made %d files under an inode quota of %d", made, quota)
+	}
+	if _, err := v.Mkdir(ctx, root, s.Root(), "d", 0o755); metadata.Errno(err) != syscall.EDQUOT {
+		t.Fatalf("mkdir past the quota: %v", err)
+	}
+	st, err := v.StatFS(ctx, s.Volume.ID)
+	if err != nil || st.Usage.Inodes != quota || st.TotalInodes != quota {
+		t.Fatalf("statfs %+v, %v", st, err)
+	}
+}
+
+// TestQuotaRace has writers on two instances race to fill a volume: the
+// usage never exceeds the quota, and the losers get EDQUOT.
+func TestQuotaRace(t *testing.T) {
+	const quota = 48 << 20
+	const quotaInodes = 60
+	s := testenv.StartStack(t, testenv.StackOptions{Volume: metadata.VolumeSpec{QuotaBytes: quota, QuotaInodes: quotaInodes}})
+	insts := []*vfs.VFS{s.VFS, s.NewInstance().VFS}
+	ctx := context.Background()
+	var written, refused, created atomic.Int64
+	var wg sync.WaitGroup
+	for i, v := range insts {
+		for w := 0; w < 3; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for n := 0; ; n++ {
+					a, _, err := v.Create(ctx, root, s.Root(), fmt.Sprintf("i%dw%dn%d", i, w, n), 0o644, metadata.CreateGuarded, [8]byte{})
+					if metadata.Errno(err) == syscall.EDQUOT {
+						refused.Add(1)
+						return
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					created.Add(1)
+					size := (1 + (n+w)%3) << 20
+					_, err = v.Write(ctx, root, a.Ino, 0, make([]byte, size), vfs.Unstable)
+					if err == nil {
+						_, err = v.Commit(ctx, a.Ino)
+					}
+					if errors.Is(err, metadata.ErrQuota) {
+						refused.Add(1)
+						return
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					written.Add(int64(size))
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	u, err := s.Instance.Store.Usage(ctx, s.Volume.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("written %d MiB in %d files, %d writers refused, usage %d bytes %d inodes", written.Load()>>20, created.Load(), refused.Load(), u.Bytes, u.Inodes)
+	if u.Bytes > quota || u.Inodes > quotaInodes {
+		t.Fatalf("usage %+v exceeds the quota (%d bytes, %d inodes)", u, quota, quotaInodes)
+	}
+	if written.Load() > quota {
+		t.Fatalf("%d bytes acknowledged, quota %d", written.Load(), quota)
+	}
+	if refused.Load() != 6 {
+		t.Fatalf("%d of 6 writers refused", refused.Load())
+	}
+	if u.Bytes < quota/2 {
+		t.Fatalf("only %d bytes used before every writer was refused", u.Bytes)
+	}
+}

@@ -1,0 +1,254 @@
+package vfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/rwxfs/rwxfs/chunkstore"
+	"github.com/rwxfs/rwxfs/metadata"
+)
+
+// Read reads up to len(buf) bytes of regular file ino at off for cred, as an
+// NFS READ: cred needs read permission. It returns how many bytes it read
+// and whether they reach the end of the file. Reads past the end are short
+// (0, true). This instance's buffered writes are visible (overlaid on the
+// committed data, without flushing them).
+func (v *VFS) Read(ctx context.Context, cred Cred, ino Ino, off uint64, buf []byte) (int, bool, error) {
+	if err := v.checkOpen(); err != nil {
+		return 0, false, err
+	}
+	a, err := v.cachedAttr(ctx, ino)
+	if err != nil {
+		return 0, false, fmt.Errorf("read %d: %w", ino, err)
+	}
+	if err := v.access(ctx, cred, a, metadata.MayRead); err != nil {
+		return 0, false, fmt.Errorf("read %d: %w", ino, err)
+	}
+	return v.read(ctx, a, off, buf)
+}
+
+func (v *VFS) read(ctx context.Context, a Attr, off uint64, buf []byte) (int, bool, error) {
+	switch a.Type {
+	case metadata.TypeFile:
+	case metadata.TypeDir:
+		return 0, false, fmt.Errorf("read %d: %w", a.Ino, metadata.ErrIsDir)
+	default:
+		return 0, false, fmt.Errorf("read %d: not a regular file: %w", a.Ino, metadata.ErrInvalid)
+	}
+	f := v.lockedFile(a.Ino) // a live one, so that its commitGen is the one flushes bump
+	f.mu.Unlock()
+	for {
+		size, gen, err := v.localSize(ctx, f)
+		if err != nil {
+			return 0, false, fmt.Errorf("read %d: %w", a.Ino, err)
+		}
+		if off >= size || len(buf) == 0 {
+			return 0, off >= size, nil
+		}
+		n := int(min(uint64(len(buf)), size-off))
+		dst := buf[:n]
+		if err := v.readCommitted(ctx, a.Ino, off, dst); err != nil {
+			return 0, false, fmt.Errorf("read %d: %w", a.Ino, err)
+		}
+		f.mu.Lock()
+		if f.mu.commitGen != gen {
+			// A flush or truncate changed the committed data under us.
+			f.mu.Unlock()
+			continue
+		}
+		f.overlayLocked(off, dst)
+		raFrom, raTo := v.readPatternLocked(f, off, uint64(n), size)
+		f.mu.lastUse = time.Now()
+		f.mu.Unlock()
+		if raTo > raFrom {
+			v.readahead(a.Ino, raFrom, raTo)
+		}
+		v.m.bytesRead.Add(float64(n))
+		return n, off+uint64(n) >= size, nil
+	}
+}
+
+// readPatternLocked tracks sequential reads and returns the range to
+// prefetch (empty for random readers or when the window is still full).
+func (v *VFS) readPatternLocked(f *file, off, n, size uint64) (from, to uint64) {
+	if off == f.mu.seqNext {
+		f.mu.seqRun++
+	} else {
+		f.mu.seqRun = 0
+		f.mu.raNext = 0
+	}
+	end := off + n
+	f.mu.seqNext = end
+	if f.mu.seqRun < 1 || v.cfg.Readahead == 0 {
+		return 0, 0
+	}
+	ra := uint64(v.cfg.Readahead)
+	if f.mu.raNext > end && f.mu.raNext-end >= ra/2 {
+		return 0, 0
+	}
+	from = max(f.mu.raNext, end)
+	to = min(end+ra, size)
+	if to <= from {
+		return 0, 0
+	}
+	f.mu.raNext = to
+	return from, to
+}
+
+// sliceList returns the cached slice list of one chunk, reading it on a
+// miss.
+func (v *VFS) sliceList(ctx context.Context, ino Ino, chunk uint32) (*sliceEntry, error) {
+	k := chunkKey{ino, chunk}
+	if e, ok := v.slices.get(k); ok {
+		return e, nil
+	}
+	gen := v.slices.gen(ino)
+	list, err := v.md.ReadChunk(ctx, ino, chunk)
+	if err != nil {
+		return nil, err
+	}
+	e := &sliceEntry{list: list, resolved: metadata.Resolve(list)}
+	v.slices.put(k, e, gen)
+	if v.cfg.CompactThreshold > 0 && len(list) > v.cfg.CompactThreshold {
+		v.queueCompaction(k)
+	}
+	return e, nil
+}
+
+// readCommitted fills dst with the committed bytes of ino at off (zeros for
+// holes).
+func (v *VFS) readCommitted(ctx context.Context, ino Ino, off uint64, dst []byte) error {
+	clear(dst)
+	end := off + uint64(len(dst))
+	for c := off / metadata.ChunkSize; c*metadata.ChunkSize < end; c++ {
+		base := c * metadata.ChunkSize
+		lo, hi := max(off, base)-base, min(end, base+metadata.ChunkSize)-base
+		for attempt := 0; ; attempt++ {
+			e, err := v.sliceList(ctx, ino, uint32(c))
+			if err != nil {
+				return err
+			}
+			err = v.readPieces(ctx, e.resolved, lo, hi, dst[base+lo-off:base+hi-off])
+			if err == nil {
+				break
+			}
+			// A block gone from every node means a slice list cached
+			// before a compaction or truncation whose old slices the
+			// collector already deleted: read the list again, once.
+			if attempt > 0 || !errors.Is(err, chunkstore.ErrBlockNotFound) {
+				return err
+			}
+			v.slices.invalidate(chunkKey{ino, uint32(c)})
+			clear(dst[base+lo-off : base+hi-off])
+		}
+	}
+	return nil
+}
+
+// readPieces copies chunk range [lo, hi) of resolved pieces into dst.
+func (v *VFS) readPieces(ctx context.Context, pieces []metadata.Slice, lo, hi uint64, dst []byte) error {
+	i := sort.Search(len(pieces), func(k int) bool { return uint64(pieces[k].Pos)+uint64(pieces[k].Len) > lo })
+	for ; i < len(pieces) && uint64(pieces[i].Pos) < hi; i++ {
+		p := pieces[i]
+		a, b := max(lo, uint64(p.Pos)), min(hi, uint64(p.Pos)+uint64(p.Len))
+		if a >= b {
+			continue
+		}
+		sliceOff := uint64(p.Off) + a - uint64(p.Pos)
+		if err := v.readSlice(ctx, p.ID, p.Size, sliceOff, dst[a-lo:b-lo]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readSlice copies bytes [off, off+len(dst)) of slice id (size bytes long)
+// into dst, block by block through the cache.
+func (v *VFS) readSlice(ctx context.Context, id uint64, size uint32, off uint64, dst []byte) error {
+	for len(dst) > 0 {
+		idx := off / chunkstore.MaxBlockSize
+		in := off % chunkstore.MaxBlockSize
+		data, err := v.block(ctx, id, size, uint32(idx))
+		if err != nil {
+			return err
+		}
+		if in >= uint64(len(data)) {
+			return fmt.Errorf("slice %d block %d has %d bytes, want offset %d: %w", id, idx, len(data), in, metadata.ErrCorrupt)
+		}
+		n := copy(dst, data[in:])
+		dst = dst[n:]
+		off += uint64(n)
+	}
+	return nil
+}
+
+func blockLen(size uint32, idx uint32) int {
+	return int(min(uint64(chunkstore.MaxBlockSize), uint64(size)-uint64(idx)*chunkstore.MaxBlockSize))
+}
+
+// block returns block idx of slice id (of size bytes) from the cache or the
+// chunk nodes.
+func (v *VFS) block(ctx context.Context, id uint64, size uint32, idx uint32) ([]byte, error) {
+	bid := chunkstore.BlockID{Slice: id, Index: idx}
+	data, hit, err := v.blocks.get(ctx, bid, func(ctx context.Context) ([]byte, error) {
+		return v.cs.Get(ctx, bid, make([]byte, 0, blockLen(size, idx)))
+	})
+	if hit {
+		v.m.cacheHits.Inc()
+	} else {
+		v.m.cacheMisses.Inc()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(data) != blockLen(size, idx) {
+		return nil, fmt.Errorf("block %s has %d bytes, want %d: %w", bid, len(data), blockLen(size, idx), metadata.ErrCorrupt)
+	}
+	return data, nil
+}
+
+// readahead prefetches the blocks of ino's file range [from, to) in the
+// background, at most ReadaheadWorkers blocks at a time; blocks cached or
+// being fetched are skipped.
+func (v *VFS) readahead(ino Ino, from, to uint64) {
+	v.goBackground(func() {
+		for c := from / metadata.ChunkSize; c*metadata.ChunkSize < to; c++ {
+			e, err := v.sliceList(v.ctx, ino, uint32(c))
+			if err != nil {
+				return
+			}
+			base := c * metadata.ChunkSize
+			lo, hi := max(from, base)-base, min(to, base+metadata.ChunkSize)-base
+			for _, p := range e.resolved {
+				a, b := max(lo, uint64(p.Pos)), min(hi, uint64(p.Pos)+uint64(p.Len))
+				if a >= b {
+					continue
+				}
+				first := (uint64(p.Off) + a - uint64(p.Pos)) / chunkstore.MaxBlockSize
+				last := (uint64(p.Off) + b - uint64(p.Pos) - 1) / chunkstore.MaxBlockSize
+				for idx := first; idx <= last; idx++ {
+					if v.blocks.has(chunkstore.BlockID{Slice: p.ID, Index: uint32(idx)}) {
+						continue
+					}
+					select {
+					case v.raSem <- struct{}{}:
+					case <-v.closing:
+						return
+					}
+					v.m.readaheads.Inc()
+					id, size, idx := p.ID, p.Size, uint32(idx)
+					if !v.goBackground(func() {
+						defer func() { <-v.raSem }()
+						v.block(v.ctx, id, size, idx)
+					}) {
+						<-v.raSem
+						return
+					}
+				}
+			}
+		}
+	})
+}

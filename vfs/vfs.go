@@ -1,0 +1,216 @@
+package vfs
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rwxfs/rwxfs/chunkstore"
+	"github.com/rwxfs/rwxfs/metadata"
+)
+
+// Ino, Attr and Cred are the metadata types; vfs passes them through so that
+// frontends need not import metadata for them.
+type (
+	Ino  = metadata.Ino
+	Attr = metadata.Attr
+	Cred = metadata.Cred
+)
+
+// VFS is one instance of the POSIX file layer over a metadata store and a
+// chunk store client. It is safe for concurrent use. Several instances (in
+// several processes) may serve one filesystem; see doc.go for what they
+// guarantee each other.
+type VFS struct {
+	cfg  Config
+	md   *metadata.Store
+	cs   *chunkstore.Client
+	log  *slog.Logger
+	verf [8]byte
+	m    *metrics
+
+	ctx       context.Context // cancelled by Close (after the final flush)
+	cancel    context.CancelFunc
+	closing   chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+	bg        sync.RWMutex // orders wg.Add of background work before Close's Wait
+	wg        sync.WaitGroup
+	kick      chan struct{} // wakes the flusher early
+	raSem     chan struct{} // bounds readahead fetches
+	compactQ  chan chunkKey
+
+	attrs  attrCache
+	q      quotas
+	slices sliceCache
+	blocks *blockCache
+	w      watcher
+
+	mu struct {
+		sync.Mutex
+		files map[Ino]*file
+	}
+	dirty struct {
+		sync.Mutex
+		cond  *sync.Cond
+		bytes int64
+	}
+	closed atomic.Bool
+}
+
+// New starts a VFS over md and cs (which the caller keeps owning and closes
+// after Close). It starts the cache watch, the flusher and the compactor.
+func New(ctx context.Context, md *metadata.Store, cs *chunkstore.Client, cfg Config) (*VFS, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.FlushEager == 0 {
+		cfg.FlushEager = cfg.MaxDirty / 8
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	v := &VFS{
+		cfg: cfg, md: md, cs: cs, log: log, m: m,
+		closing:  make(chan struct{}),
+		kick:     make(chan struct{}, 1),
+		raSem:    make(chan struct{}, cfg.ReadaheadWorkers),
+		compactQ: make(chan chunkKey, 256),
+		blocks:   newBlockCache(cfg.BlockCacheBytes),
+	}
+	if _, err := rand.Read(v.verf[:]); err != nil {
+		return nil, err
+	}
+	var id [8]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, err
+	}
+	v.q.id = hex.EncodeToString(id[:])
+	v.attrs.init()
+	v.slices.init()
+	v.mu.files = map[Ino]*file{}
+	v.dirty.cond = sync.NewCond(&v.dirty.Mutex)
+	v.ctx, v.cancel = context.WithCancel(context.Background())
+	if err := v.startWatch(ctx); err != nil {
+		v.cancel()
+		return nil, err
+	}
+	v.wg.Add(1)
+	go v.flusher()
+	if cfg.CompactThreshold > 0 {
+		v.wg.Add(1)
+		go v.compactor()
+	}
+	return v, nil
+}
+
+// Close flushes every file's buffered data, then stops every goroutine the
+// VFS started. It returns the first flush error. Operations after Close fail
+// with metadata.ErrUnavailable.
+func (v *VFS) Close() error {
+	v.closeOnce.Do(func() {
+		v.closeErr = v.FlushAll(context.Background())
+		v.shutdown()
+	})
+	return v.closeErr
+}
+
+// abandon stops the VFS without flushing: buffered data is lost, as when the
+// process is killed (tests use it through export_test.go).
+func (v *VFS) abandon() {
+	v.closeOnce.Do(v.shutdown)
+}
+
+func (v *VFS) shutdown() {
+	v.closed.Store(true)
+	v.bg.Lock()
+	close(v.closing)
+	v.bg.Unlock()
+	v.cancel()
+	v.dirty.Lock()
+	v.dirty.cond.Broadcast()
+	v.dirty.Unlock()
+	v.wg.Wait()
+}
+
+// Verifier is the write verifier of this process: random, fixed for the
+// life of the VFS (NFS WRITE and COMMIT return it; a change tells clients
+// that unstable writes may have been lost).
+func (v *VFS) Verifier() [8]byte { return v.verf }
+
+// Store is the metadata store the VFS runs on (for volume administration
+// and handles; namespace operations go through the VFS).
+func (v *VFS) Store() *metadata.Store { return v.md }
+
+func (v *VFS) checkOpen() error {
+	if v.closed.Load() {
+		return fmt.Errorf("vfs: closed: %w", metadata.ErrUnavailable)
+	}
+	return nil
+}
+
+// goBackground runs fn on a goroutine that Close waits for, unless closing.
+func (v *VFS) goBackground(fn func()) bool {
+	v.bg.RLock()
+	defer v.bg.RUnlock()
+	select {
+	case <-v.closing:
+		return false
+	default:
+	}
+	v.wg.Add(1)
+	go func() {
+		defer v.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+type metrics struct {
+	bytesWritten, bytesRead  prometheus.Counter
+	flushes, commits         prometheus.Counter
+	flushErrors              prometheus.Counter
+	cacheHits, cacheMisses   prometheus.Counter
+	readaheads, compactions  prometheus.Counter
+	staleDrops, waitCatchups prometheus.Counter
+	dirty                    prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	c := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: "rwxfs_vfs_" + name, Help: help})
+	}
+	m := &metrics{
+		bytesWritten: c("written_bytes_total", "Bytes accepted by Write."),
+		bytesRead:    c("read_bytes_total", "Bytes returned by Read."),
+		flushes:      c("flushes_total", "File flushes (upload and commit of buffered data)."),
+		commits:      c("slice_commits_total", "Slices committed to metadata."),
+		flushErrors:  c("flush_errors_total", "Flushes that failed."),
+		cacheHits:    c("block_cache_hits_total", "Block reads served from the cache."),
+		cacheMisses:  c("block_cache_misses_total", "Block reads fetched from chunk nodes."),
+		readaheads:   c("readahead_blocks_total", "Blocks prefetched by readahead."),
+		compactions:  c("compactions_total", "Chunks compacted."),
+		staleDrops:   c("cache_drops_total", "Whole-cache drops (compacted or broken watch)."),
+		waitCatchups: c("catchup_waits_total", "Opens that waited for the watch to catch up."),
+		dirty:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "rwxfs_vfs_dirty_bytes", Help: "Bytes buffered and not yet committed."}),
+	}
+	if reg != nil {
+		for _, col := range []prometheus.Collector{m.bytesWritten, m.bytesRead, m.flushes, m.commits, m.flushErrors,
+			m.cacheHits, m.cacheMisses, m.readaheads, m.compactions, m.staleDrops, m.waitCatchups, m.dirty} {
+			if err := reg.Register(col); err != nil {
+				return nil, fmt.Errorf("vfs: register metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}

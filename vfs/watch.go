@@ -1,0 +1,193 @@
+package vfs
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// The cache watch. One etcd watch on the filesystem prefix drops cached
+// attributes (i/<ino>) and slice lists (c/<ino>/<chunk>) when another
+// instance changes them. The watch remembers the highest revision it has
+// applied; an open waits until that revision reaches the revision of the
+// inode record it just read (catchUp), so that every commit to the file up
+// to that record has been applied to the slice cache: CommitSlice writes
+// the chunk and the inode record in one transaction, so the inode's
+// revision is at least the revision of every chunk change that preceded it.
+// A compacted or broken watch drops every cache and starts again from the
+// current revision.
+
+type watcher struct {
+	drops   atomic.Int64 // whole-cache drops
+	mu      sync.Mutex
+	rev     int64         // every event up to rev has been applied
+	advance chan struct{} // closed and replaced when rev grows
+}
+
+// parseKey decodes a namespace key (without the prefix) into what it
+// caches: kind 'i' (inode record or directory times), 'c' (chunk), 0 for
+// anything else. This follows the layout of metadata/doc.go and belongs in
+// metadata (a ParseKey helper); it lives here until metadata exports one.
+func parseKey(k string) (kind byte, ino Ino, chunk uint32) {
+	switch {
+	case strings.HasPrefix(k, "i/") && len(k) >= 18:
+		n, err := strconv.ParseUint(k[2:18], 16, 64)
+		if err != nil {
+			return 0, 0, 0
+		}
+		return 'i', Ino(n), 0
+	case strings.HasPrefix(k, "c/") && len(k) == 2+16+1+16:
+		n, err := strconv.ParseUint(k[2:18], 16, 64)
+		if err != nil {
+			return 0, 0, 0
+		}
+		c, err := strconv.ParseUint(k[19:], 16, 32)
+		if err != nil {
+			return 0, 0, 0
+		}
+		return 'c', Ino(n), uint32(c)
+	}
+	return 0, 0, 0
+}
+
+func (v *VFS) startWatch(ctx context.Context) error {
+	cli := v.md.Client()
+	r, err := cli.Get(ctx, v.md.Prefix()+"fs")
+	if err != nil {
+		return err
+	}
+	from := r.Header.Revision
+	if v.cfg.watchFrom > 0 {
+		from = v.cfg.watchFrom
+	}
+	v.w.rev = from
+	v.w.advance = make(chan struct{})
+	v.wg.Add(1)
+	go v.watchLoop(from)
+	return nil
+}
+
+func (v *VFS) watchLoop(from int64) {
+	defer v.wg.Done()
+	cli := v.md.Client()
+	prefix := v.md.Prefix()
+	for {
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(v.ctx))
+		ch := cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(from+1))
+		broken := false
+		for resp := range ch {
+			if resp.CompactRevision != 0 || errors.Is(resp.Err(), rpctypes.ErrCompacted) {
+				v.log.Warn("vfs: cache watch compacted; dropping every cache", "compact_rev", resp.CompactRevision)
+				broken = true
+				break
+			}
+			if err := resp.Err(); err != nil {
+				v.log.Warn("vfs: cache watch failed", "err", err)
+				broken = true
+				break
+			}
+			for _, ev := range resp.Events {
+				kind, ino, chunk := parseKey(string(ev.Kv.Key[len(prefix):]))
+				switch kind {
+				case 'i':
+					v.attrs.invalidate(ino, ev.Kv.ModRevision)
+				case 'c':
+					v.slices.invalidate(chunkKey{ino, chunk})
+				}
+				if ev.Kv.ModRevision > from {
+					from = ev.Kv.ModRevision
+				}
+			}
+			v.setWatchRev(from)
+		}
+		cancel()
+		select {
+		case <-v.closing:
+			return
+		default:
+		}
+		if !broken {
+			// The channel closed without an error (lost leader, client
+			// closing): restart from where we were.
+			select {
+			case <-v.closing:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		// Events may be lost: start again from now with empty caches.
+		v.m.staleDrops.Inc()
+		v.w.drops.Add(1)
+		for {
+			ctx, stop := context.WithTimeout(v.ctx, 5*time.Second)
+			r, err := cli.Get(ctx, prefix+"fs")
+			stop()
+			if err == nil {
+				v.attrs.dropAll()
+				v.slices.dropAll()
+				from = r.Header.Revision
+				v.setWatchRev(from)
+				break
+			}
+			select {
+			case <-v.closing:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+}
+
+func (v *VFS) setWatchRev(rev int64) {
+	v.w.mu.Lock()
+	defer v.w.mu.Unlock()
+	if rev > v.w.rev {
+		v.w.rev = rev
+		close(v.w.advance)
+		v.w.advance = make(chan struct{})
+	}
+}
+
+// catchUp waits until the watch has applied every change up to rev. If it
+// does not within CatchUpTimeout, the inode's cached attributes and slices
+// are dropped instead (correct, only slower).
+func (v *VFS) catchUp(ctx context.Context, ino Ino, rev int64) {
+	var timer *time.Timer
+	for {
+		v.w.mu.Lock()
+		cur, adv := v.w.rev, v.w.advance
+		v.w.mu.Unlock()
+		if cur >= rev {
+			if timer != nil {
+				timer.Stop()
+			}
+			return
+		}
+		if timer == nil {
+			v.m.waitCatchups.Inc()
+			timer = time.NewTimer(v.cfg.CatchUpTimeout)
+			defer timer.Stop()
+		}
+		select {
+		case <-adv:
+		case <-timer.C:
+			v.slices.invalidateIno(ino)
+			v.attrs.invalidate(ino, 0)
+			return
+		case <-ctx.Done():
+			v.slices.invalidateIno(ino)
+			v.attrs.invalidate(ino, 0)
+			return
+		case <-v.closing:
+			return
+		}
+	}
+}

@@ -1,0 +1,584 @@
+package vfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/rwxfs/rwxfs/chunkstore"
+	"github.com/rwxfs/rwxfs/metadata"
+	"golang.org/x/sync/errgroup"
+)
+
+// Stability is how durable a write must be when Write returns (NFS v3's
+// stable_how).
+type Stability int
+
+const (
+	// Unstable writes are buffered and acknowledged at once; they become
+	// durable at the next Flush/Commit/Fsync/Release of the file, when the
+	// background flusher commits them, or never if the process dies first
+	// (the changed Verifier tells NFS clients to resend).
+	Unstable Stability = iota
+	// DataSync writes are committed (blocks uploaded, slice committed)
+	// before Write returns.
+	DataSync
+	// FileSync is DataSync plus the attributes; rwxfs commits data and
+	// attributes in one transaction, so it is the same as DataSync.
+	FileSync
+)
+
+// maxFileSize is the largest file size (off_t).
+const maxFileSize = 1 << 63
+
+// Write writes data at off of regular file ino for cred, as an NFS WRITE:
+// cred needs write permission (checked against the current attributes,
+// with the decision cached per attribute version). It returns the file's
+// attributes after the write as this instance sees them.
+func (v *VFS) Write(ctx context.Context, cred Cred, ino Ino, off uint64, data []byte, stab Stability) (Attr, error) {
+	_, a, err := v.write(ctx, cred, ino, off, data, stab, false, true)
+	return a, err
+}
+
+// write buffers data at off (or at the end with appendMode) and returns
+// where it went.
+func (v *VFS) write(ctx context.Context, cred Cred, ino Ino, off uint64, data []byte, stab Stability, appendMode, checkPerm bool) (uint64, Attr, error) {
+	if err := v.checkOpen(); err != nil {
+		return 0, Attr{}, err
+	}
+	a, err := v.cachedAttr(ctx, ino)
+	if err != nil {
+		return 0, Attr{}, fmt.Errorf("write %d: %w", ino, err)
+	}
+	switch a.Type {
+	case metadata.TypeFile:
+	case metadata.TypeDir:
+		return 0, Attr{}, fmt.Errorf("write %d: %w", ino, metadata.ErrIsDir)
+	default:
+		return 0, Attr{}, fmt.Errorf("write %d: not a regular file: %w", ino, metadata.ErrInvalid)
+	}
+	if checkPerm {
+		if err := v.access(ctx, cred, a, metadata.MayWrite); err != nil {
+			return 0, Attr{}, fmt.Errorf("write %d: %w", ino, err)
+		}
+	}
+	if !appendMode && off+uint64(len(data)) > maxFileSize || off > maxFileSize {
+		return 0, Attr{}, fmt.Errorf("write %d at %d: %w", ino, off, metadata.ErrFileTooBig)
+	}
+	// Growth of the file counts against the volume's quota now, so that
+	// an unstable write past the quota fails at once.
+	var growth int64
+	if a.Vol != 0 {
+		size, _, err := v.localSize(ctx, v.file(ino))
+		if err != nil {
+			return 0, Attr{}, err
+		}
+		if appendMode {
+			growth = int64(len(data))
+		} else if end := off + uint64(len(data)); end > size {
+			growth = int64(end - size)
+		}
+	}
+	taken, err := v.takeQuota(ctx, a.Vol, growth, 0)
+	if err != nil {
+		return 0, Attr{}, fmt.Errorf("write %d: %w", ino, err)
+	}
+	if !taken {
+		growth = 0
+	}
+	if err := v.reserveDirty(ctx, int64(len(data))); err != nil {
+		v.settleQuota(a.Vol, growth, 0, false)
+		return 0, Attr{}, err
+	}
+	f := v.lockedFile(ino)
+	f.mu.vol = a.Vol
+	f.mu.quotaHeld += growth
+	if appendMode {
+		size, ok := v.localSizeLocked(f)
+		if !ok {
+			f.mu.Unlock()
+			a, err := v.freshAttr(ctx, ino)
+			if err != nil {
+				f = v.lockedFile(ino)
+				f.mu.quotaHeld -= growth
+				f.mu.Unlock()
+				v.settleQuota(a.Vol, growth, 0, false)
+				v.releaseDirty(int64(len(data)))
+				return 0, Attr{}, err
+			}
+			f = v.lockedFile(ino)
+			size = max(a.Size, f.dirtyEndLocked())
+		}
+		off = size
+		if off+uint64(len(data)) > maxFileSize {
+			f.mu.Unlock()
+			v.releaseDirty(int64(len(data)))
+			return 0, Attr{}, fmt.Errorf("write %d at %d: %w", ino, off, metadata.ErrFileTooBig)
+		}
+	}
+	now := time.Now()
+	var added int64
+	if f.mu.active == nil {
+		f.mu.active = map[uint32][]*extent{}
+	}
+	for p := 0; p < len(data); {
+		pos := off + uint64(p)
+		c := uint32(pos / metadata.ChunkSize)
+		cpos := uint32(pos % metadata.ChunkSize)
+		n := min(len(data)-p, int(metadata.ChunkSize-cpos))
+		var d int64
+		f.mu.active[c], d = insertExtent(f.mu.active[c], cpos, data[p:p+n])
+		added += d
+		p += n
+	}
+	if f.mu.activeBytes == 0 {
+		f.mu.firstWrite = now
+	}
+	f.mu.activeBytes += added
+	f.mu.lastWrite, f.mu.mtime, f.mu.lastUse = now, now, now
+	if cred.Uid != 0 && cred.Uid != a.Uid && a.Mode&06000 != 0 {
+		f.mu.clearSetID = true
+	}
+	eager := stab == Unstable && f.mu.activeBytes >= v.cfg.FlushEager && !f.mu.eager
+	if eager {
+		f.mu.eager = true
+	}
+	if ca, ok := v.attrs.get(ino); ok {
+		a = ca // a flush that finished meanwhile updated it before dropping its buffers
+	}
+	out := v.overlayAttrLocked(f, a)
+	f.mu.Unlock()
+	v.releaseDirty(int64(len(data)) - added)
+	v.m.bytesWritten.Add(float64(len(data)))
+
+	if stab != Unstable {
+		if err := v.Flush(ctx, ino); err != nil {
+			return off, Attr{}, err
+		}
+		if a, ok := v.attrs.get(ino); ok {
+			out = a
+		}
+	} else if eager && !v.goBackground(func() { v.eagerFlush(f) }) {
+		f.mu.Lock()
+		f.mu.eager = false
+		f.mu.Unlock()
+	}
+	return off, out, nil
+}
+
+func (v *VFS) eagerFlush(f *file) {
+	err := v.flushFile(v.ctx, f, false)
+	f.mu.Lock()
+	f.mu.eager = false
+	f.mu.Unlock()
+	if err != nil && v.ctx.Err() == nil {
+		v.log.Warn("vfs: background flush", "ino", f.ino, "err", err)
+	}
+}
+
+// reserveDirty blocks until n more dirty bytes fit under MaxDirty (a write
+// larger than MaxDirty waits for an empty buffer).
+func (v *VFS) reserveDirty(ctx context.Context, n int64) error {
+	v.dirty.Lock()
+	defer v.dirty.Unlock()
+	for v.dirty.bytes > 0 && v.dirty.bytes+n > v.cfg.MaxDirty {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := v.checkOpen(); err != nil {
+			return err
+		}
+		select {
+		case v.kick <- struct{}{}:
+		default:
+		}
+		// Wake up now and then to notice cancellation.
+		t := time.AfterFunc(100*time.Millisecond, func() {
+			v.dirty.Lock()
+			v.dirty.cond.Broadcast()
+			v.dirty.Unlock()
+		})
+		v.dirty.cond.Wait()
+		t.Stop()
+	}
+	v.dirty.bytes += n
+	v.m.dirty.Set(float64(v.dirty.bytes))
+	return nil
+}
+
+func (v *VFS) releaseDirty(n int64) {
+	if n == 0 {
+		return
+	}
+	v.dirty.Lock()
+	v.dirty.bytes -= n
+	v.m.dirty.Set(float64(v.dirty.bytes))
+	v.dirty.cond.Broadcast()
+	v.dirty.Unlock()
+}
+
+// Flush makes every write to ino buffered before the call durable: its
+// blocks uploaded and its slices committed. It returns a flush error not
+// yet reported for the file (a background flush that failed for good, for
+// example ErrQuota), once.
+func (v *VFS) Flush(ctx context.Context, ino Ino) error {
+	f := v.lookupFile(ino)
+	if f == nil {
+		return nil
+	}
+	return v.flushFile(ctx, f, true)
+}
+
+// Commit is Flush for NFS COMMIT: it returns the write verifier with which
+// the client compares the one its unstable WRITEs got.
+func (v *VFS) Commit(ctx context.Context, ino Ino) ([8]byte, error) {
+	return v.verf, v.Flush(ctx, ino)
+}
+
+// Fsync is Flush (data and attributes are committed together).
+func (v *VFS) Fsync(ctx context.Context, ino Ino) error { return v.Flush(ctx, ino) }
+
+// FlushAll flushes every file with buffered data.
+func (v *VFS) FlushAll(ctx context.Context) error {
+	v.mu.Lock()
+	files := make([]*file, 0, len(v.mu.files))
+	for _, f := range v.mu.files {
+		files = append(files, f)
+	}
+	v.mu.Unlock()
+	var first error
+	for _, f := range files {
+		if err := v.flushFile(ctx, f, true); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (v *VFS) flushFile(ctx context.Context, f *file, user bool) error {
+	f.flushMu.Lock()
+	defer f.flushMu.Unlock()
+	return v.flushLocked(ctx, f, user)
+}
+
+// permanent reports errors that retrying a commit cannot cure.
+func permanent(err error) bool {
+	for _, e := range []error{metadata.ErrQuota, metadata.ErrNotExist, metadata.ErrInvalid, metadata.ErrIsDir,
+		metadata.ErrFileTooBig, metadata.ErrNoSpace, metadata.ErrStale} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// flushLocked freezes the active buffers of f, uploads and commits them.
+// The caller holds f.flushMu. A user flush (Flush, Release, Close) returns
+// a permanent error a background flush met before; a background flush
+// keeps its permanent error for the next user flush. Data that failed for
+// good (ErrQuota ...) is dropped; data that failed transiently goes back
+// into the buffer.
+func (v *VFS) flushLocked(ctx context.Context, f *file, user bool) error {
+	f.mu.Lock()
+	var pending error
+	if user {
+		pending, f.mu.err = f.mu.err, nil
+	}
+	if f.mu.activeBytes == 0 {
+		held, vol := f.mu.quotaHeld, f.mu.vol
+		f.mu.quotaHeld = 0
+		f.mu.Unlock()
+		v.settleQuota(vol, held, 0, false)
+		return pending
+	}
+	held, vol := f.mu.quotaHeld, f.mu.vol
+	f.mu.quotaHeld = 0
+	f.mu.frozen, f.mu.active = f.mu.active, nil
+	f.mu.frozenBytes, f.mu.activeBytes = f.mu.activeBytes, 0
+	frozen := f.mu.frozen
+	frozenBytes := f.mu.frozenBytes
+	clearSetID, mtime, firstWrite := f.mu.clearSetID, f.mu.mtime, f.mu.firstWrite
+	f.mu.clearSetID = false
+	f.mu.firstWrite = time.Now()
+	f.mu.Unlock()
+
+	v.m.flushes.Inc()
+	growth, err := v.settleGrowth(ctx, f.ino, vol, held, frozen)
+	switch {
+	case err == nil:
+		err = v.commitExtents(ctx, f.ino, frozen, clearSetID, mtime)
+		if err == nil || permanent(err) {
+			// Some slices may have committed before a permanent failure:
+			// count the growth as used (conservative).
+			v.settleQuota(vol, growth, 0, true)
+		}
+	case permanent(err):
+		v.settleQuota(vol, growth, 0, false)
+	}
+	v.log.Debug("vfs: flush", "ino", f.ino, "err", err, "user", user)
+	if errors.Is(err, metadata.ErrNotExist) {
+		err = nil // the file is gone, and its data with it
+	}
+
+	f.mu.Lock()
+	freed := frozenBytes
+	switch {
+	case err == nil:
+	case permanent(err):
+		if !user {
+			f.mu.err = err
+		}
+	default:
+		// Transient: put the data back under what was written since.
+		oldActive := f.mu.activeBytes
+		total := frozenBytes
+		for c, l := range f.mu.active {
+			for _, e := range l {
+				var d int64
+				frozen[c], d = insertExtent(frozen[c], e.pos, e.data)
+				total += d
+			}
+		}
+		f.mu.active, f.mu.activeBytes = frozen, total
+		f.mu.quotaHeld += growth
+		freed = frozenBytes + oldActive - total
+		f.mu.clearSetID = f.mu.clearSetID || clearSetID
+		f.mu.firstWrite = firstWrite
+	}
+	f.mu.frozen, f.mu.frozenBytes = nil, 0
+	f.mu.commitGen++
+	f.mu.Unlock()
+	v.releaseDirty(freed)
+	if err != nil {
+		v.m.flushErrors.Inc()
+		return fmt.Errorf("flush inode %d: %w", f.ino, err)
+	}
+	return pending
+}
+
+// settleGrowth turns the quota held for a frozen layer (taken at write
+// time from the size this instance knew) into the growth the commit will
+// make, judged from the size read now: more is taken, or the excess given
+// back. Volumes without a quota hold nothing and skip this.
+func (v *VFS) settleGrowth(ctx context.Context, ino Ino, vol uint32, held int64, layer map[uint32][]*extent) (int64, error) {
+	if held == 0 {
+		return 0, nil
+	}
+	a, err := v.md.GetAttr(ctx, ino)
+	if err != nil {
+		return held, err
+	}
+	var end uint64
+	for c, l := range layer {
+		if len(l) > 0 {
+			end = max(end, uint64(c)*metadata.ChunkSize+uint64(l[len(l)-1].end()))
+		}
+	}
+	var need int64
+	if end > a.Size {
+		need = int64(end - a.Size)
+	}
+	switch {
+	case need > held:
+		if _, err := v.takeQuota(ctx, vol, need-held, 0); err != nil {
+			return held, err
+		}
+	case need < held:
+		v.settleQuota(vol, held-need, 0, false)
+	}
+	return need, nil
+}
+
+type upload struct {
+	chunk  uint32
+	e      *extent
+	id     uint64
+	merged bool             // e merges parts over the committed data ...
+	parts  []*extent        // ... of the chunk as it was in base
+	base   []metadata.Slice //
+}
+
+// commitExtents uploads each extent as one slice (cut into blocks of at
+// most MaxBlockSize, uploaded in parallel) and then commits the slices,
+// each with one CommitSlice (commits of one file conflict on its inode
+// record, so they run one after the other).
+//
+// A chunk with MergeExtents or more extents (random small writes) is
+// committed as one slice instead: the extents are laid over the committed
+// data of the span they cover (read through the cache), so one
+// transaction replaces many. That slice is committed only if the chunk's
+// list is, inside the commit transaction, still the one the gaps were read
+// from (WriteReq.IfUnchanged); otherwise (another instance wrote or
+// truncated the chunk) the merged slice is dropped and the extents are
+// committed one by one, so no concurrent write is ever overwritten with
+// older bytes.
+func (v *VFS) commitExtents(ctx context.Context, ino Ino, layer map[uint32][]*extent, clearSetID bool, mtime time.Time) error {
+	chunks := make([]uint32, 0, len(layer))
+	for c := range layer {
+		chunks = append(chunks, c)
+	}
+	sort.Slice(chunks, func(i, j int) bool { return chunks[i] < chunks[j] })
+	var ups []upload
+	for _, c := range chunks {
+		l := layer[c]
+		if v.cfg.MergeExtents > 0 && len(l) >= v.cfg.MergeExtents {
+			if m, base, err := v.mergeChunk(ctx, ino, c, l); err == nil {
+				ups = append(ups, upload{chunk: c, e: m, parts: l, base: base, merged: true})
+				continue
+			}
+		}
+		for _, e := range l {
+			ups = append(ups, upload{chunk: c, e: e})
+		}
+	}
+	if err := v.uploadAll(ctx, ups); err != nil {
+		return err
+	}
+	for _, u := range ups {
+		err := v.commitUpload(ctx, ino, u, clearSetID, mtime)
+		if u.merged && errors.Is(err, metadata.ErrChunkChanged) {
+			// Another writer changed the chunk since the gaps were read:
+			// commit the extents one by one instead of older bytes.
+			parts := make([]upload, 0, len(u.parts))
+			for _, e := range u.parts {
+				parts = append(parts, upload{chunk: u.chunk, e: e})
+			}
+			if err := v.uploadAll(ctx, parts); err != nil {
+				return err
+			}
+			for _, p := range parts {
+				if err := v.commitUpload(ctx, ino, p, clearSetID, mtime); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mergeChunk lays extents l of chunk c over the committed data of the span
+// they cover and returns the result with the slice list it was read from.
+func (v *VFS) mergeChunk(ctx context.Context, ino Ino, c uint32, l []*extent) (*extent, []metadata.Slice, error) {
+	lo, hi := l[0].pos, l[len(l)-1].end()
+	base, err := v.md.ReadChunk(ctx, ino, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	buf := make([]byte, hi-lo)
+	if err := v.readPieces(ctx, metadata.Resolve(base), uint64(lo), uint64(hi), buf); err != nil {
+		return nil, nil, err
+	}
+	for _, e := range l {
+		copy(buf[e.pos-lo:], e.data)
+	}
+	return &extent{pos: lo, data: buf}, base, nil
+}
+
+// uploadAll gives each upload a fresh slice id and stores its blocks, at
+// most UploadConcurrency at a time.
+func (v *VFS) uploadAll(ctx context.Context, ups []upload) error {
+	for i := range ups {
+		id, err := v.md.NewSliceID(ctx)
+		if err != nil {
+			return err
+		}
+		ups[i].id = id
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(v.cfg.UploadConcurrency)
+	for _, u := range ups {
+		for i := 0; i*chunkstore.MaxBlockSize < len(u.e.data); i++ {
+			raw := u.e.data[i*chunkstore.MaxBlockSize : min(len(u.e.data), (i+1)*chunkstore.MaxBlockSize)]
+			id := chunkstore.BlockID{Slice: u.id, Index: uint32(i)}
+			g.Go(func() error { return v.cs.Put(gctx, id, raw) })
+		}
+	}
+	return g.Wait()
+}
+
+func (v *VFS) commitUpload(ctx context.Context, ino Ino, u upload, clearSetID bool, mtime time.Time) error {
+	n := uint32(len(u.e.data))
+	k := chunkKey{ino, u.chunk}
+	long := false
+	if e, ok := v.slices.get(k); ok && v.cfg.CompactThreshold > 0 && len(e.list)+1 > v.cfg.CompactThreshold {
+		long = true
+	}
+	a, err := v.md.CommitSlice(ctx, metadata.WriteReq{
+		Ino: ino, Chunk: u.chunk, ClearSetID: clearSetID, Now: mtime,
+		Slice: metadata.Slice{ID: u.id, Size: n, Len: n, Pos: u.e.pos},
+		// A merged slice carries committed bytes read at u.base: it may only
+		// land on exactly that list.
+		IfUnchanged: u.merged, Expect: u.base,
+	})
+	v.slices.invalidate(k)
+	v.log.Debug("vfs: commit", "ino", ino, "chunk", u.chunk, "pos", u.e.pos, "len", n, "size", a.Size, "err", err)
+	if err != nil {
+		return err
+	}
+	v.m.commits.Inc()
+	v.attrs.update(a)
+	if long {
+		v.queueCompaction(k)
+	}
+	return nil
+}
+
+// flusher commits data idle for FlushIdle, and the biggest files first when
+// dirty memory runs short; it also forgets idle file state.
+func (v *VFS) flusher() {
+	defer v.wg.Done()
+	tick := time.NewTicker(max(v.cfg.FlushIdle/4, 50*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-v.closing:
+			return
+		case <-tick.C:
+		case <-v.kick:
+		}
+		v.flushRound()
+		v.forgetIdleFiles()
+		v.releaseIdleQuota(v.ctx)
+	}
+}
+
+func (v *VFS) flushRound() {
+	v.dirty.Lock()
+	pressure := v.dirty.bytes > v.cfg.MaxDirty/2
+	v.dirty.Unlock()
+	type cand struct {
+		f     *file
+		bytes int64
+	}
+	var cands []cand
+	v.mu.Lock()
+	for _, f := range v.mu.files {
+		f.mu.Lock()
+		if f.mu.activeBytes > 0 && (pressure || time.Since(f.mu.firstWrite) > v.cfg.FlushIdle || time.Since(f.mu.lastWrite) > v.cfg.FlushIdle) {
+			cands = append(cands, cand{f, f.mu.activeBytes})
+		}
+		f.mu.Unlock()
+	}
+	v.mu.Unlock()
+	if len(cands) == 0 {
+		return
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i].bytes > cands[j].bytes })
+	var g errgroup.Group
+	g.SetLimit(v.cfg.FlushWorkers)
+	for _, c := range cands {
+		g.Go(func() error {
+			if err := v.flushFile(v.ctx, c.f, false); err != nil && v.ctx.Err() == nil {
+				v.log.Warn("vfs: background flush", "ino", c.f.ino, "err", err)
+			}
+			return nil
+		})
+	}
+	g.Wait()
+}
