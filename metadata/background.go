@@ -18,6 +18,12 @@ const (
 // tree deletion). Close stops it and waits for it.
 func (s *Store) startBackground() {
 	s.kick = make(chan struct{}, 1)
+	s.goBackground(s.maintain)
+}
+
+// goBackground runs fn in a goroutine the Store owns: fn's context is
+// cancelled by Close, which waits for fn to return.
+func (s *Store) goBackground(fn func(ctx context.Context)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.wg.Add(2)
 	go func() {
@@ -27,7 +33,7 @@ func (s *Store) startBackground() {
 	}()
 	go func() {
 		defer s.wg.Done()
-		s.maintain(ctx)
+		fn(ctx)
 	}()
 }
 

@@ -265,15 +265,7 @@ func decodeOpenCount(v []byte) (uint64, error) {
 // expired after a crash). Close stops it. Every Store runs one; they may
 // race harmlessly, each deletion being one transaction that rechecks.
 func (s *Store) startReaper() {
-	ctx, cancel := context.WithCancel(context.Background())
-	s.wg.Add(2)
-	go func() {
-		defer s.wg.Done()
-		<-s.closed
-		cancel()
-	}()
-	go func() {
-		defer s.wg.Done()
+	s.goBackground(func(ctx context.Context) {
 		t := time.NewTicker(s.cfg.SessionTTL)
 		defer t.Stop()
 		for {
@@ -288,7 +280,7 @@ func (s *Store) startReaper() {
 				s.log.Info("metadata: reaped orphans", "count", n)
 			}
 		}
-	}()
+	})
 }
 
 // reapOrphans deletes every orphan that no session holds open, each in its
