@@ -2,8 +2,10 @@ package chunkstore
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"slices"
 	"sync"
 
@@ -286,6 +288,136 @@ func AppendDecodeBlock(dst, enc []byte) (BlockID, []byte, error) {
 		}
 	}
 	return h.ID, dst, nil
+}
+
+// ReadBlock reads one encoded block from r and decodes it; see
+// AppendReadBlock.
+func ReadBlock(r io.Reader, size int64) (BlockID, []byte, error) {
+	return AppendReadBlock(nil, r, size)
+}
+
+// AppendReadBlock reads one encoded block from r, verifies it exactly as
+// AppendDecodeBlock does, and appends its raw bytes to dst, without first
+// holding the whole encoding in memory: a run of frames stored raw is read
+// straight into its place in dst (then CRC-checked there), and a run of lz4
+// frames is read into a pooled buffer and decompressed into dst. An
+// incompressible block is therefore copied once, from r to dst.
+//
+// size is the encoded length when the caller knows it (an HTTP
+// Content-Length), checked against the header before any frame is read;
+// -1 means unknown: the header's length is read and r must then be at EOF.
+// With a known size, r is not read past the block.
+//
+// Errors: a *CorruptionError when the bytes are wrong (bad header, frame
+// CRC, lz4 stream, a length that disagrees with size, r ending early with
+// io.EOF, trailing bytes). Any other error of r is returned wrapped and is
+// not a corruption: the transfer failed, which says nothing about the block
+// (for an HTTP body cut short, net/http reports io.ErrUnexpectedEOF, which
+// is such an error). On error dst is returned unchanged in length (its
+// spare capacity may be scribbled).
+func AppendReadBlock(dst []byte, r io.Reader, size int64) (BlockID, []byte, error) {
+	if size > MaxEncodedSize {
+		return BlockID{}, dst, corruptf(-1, "encoded length %d exceeds %d", size, MaxEncodedSize)
+	}
+	var hb [MaxHeaderSize]byte
+	if err := readExact(r, hb[:fixedHeaderSize]); err != nil {
+		return BlockID{}, dst, err
+	}
+	hl, err := HeaderLenOf(hb[:fixedHeaderSize])
+	if err != nil {
+		return BlockID{}, dst, err
+	}
+	if size >= 0 && size < int64(hl) {
+		// Checked before reading on: r may hold the next message.
+		return BlockID{}, dst, corruptf(-1, "encoded length %d shorter than the %d-byte header", size, hl)
+	}
+	if err := readExact(r, hb[fixedHeaderSize:hl]); err != nil {
+		return BlockID{}, dst, err
+	}
+	var h Header
+	if err := parseHeaderInto(&h, hb[:hl]); err != nil {
+		return BlockID{}, dst, err
+	}
+	if size >= 0 && size != h.EncodedLen() {
+		return h.ID, dst, &CorruptionError{ID: h.ID, Frame: -1, Reason: fmt.Sprintf("encoded length %d, header says %d", size, h.EncodedLen())}
+	}
+	start := len(dst)
+	dst = slices.Grow(dst, h.RawLen)[:start+h.RawLen]
+	out := dst[start:]
+	var scratch *[]byte
+	defer func() {
+		if scratch != nil {
+			bufPool.Put(scratch)
+		}
+	}()
+	fail := func(err error) (BlockID, []byte, error) {
+		setCorruptID(err, h.ID)
+		return h.ID, dst[:start], err
+	}
+	for i := 0; i < len(h.Frames); {
+		raw := int(h.Frames[i].Stored) == h.FrameRawLen(i)
+		j := i + 1
+		for j < len(h.Frames) && (int(h.Frames[j].Stored) == h.FrameRawLen(j)) == raw {
+			j++
+		}
+		lo := h.Frames[i].Offset
+		hi := h.Frames[j-1].Offset + int64(h.Frames[j-1].Stored)
+		if raw {
+			// Raw frames i..j-1 are contiguous both in the encoding and
+			// in the output.
+			if err := readExact(r, out[i*FrameSize:i*FrameSize+int(hi-lo)]); err != nil {
+				return fail(err)
+			}
+			for k := i; k < j; k++ {
+				fr := out[k*FrameSize : k*FrameSize+h.FrameRawLen(k)]
+				if got := crc32c(fr); got != h.Frames[k].CRC {
+					return fail(&CorruptionError{ID: h.ID, Frame: k, Reason: fmt.Sprintf("crc %08x, computed %08x", h.Frames[k].CRC, got)})
+				}
+			}
+		} else {
+			if scratch == nil {
+				scratch = bufPool.Get().(*[]byte)
+			}
+			src := (*scratch)[:hi-lo]
+			if err := readExact(r, src); err != nil {
+				return fail(err)
+			}
+			for k := i; k < j; k++ {
+				if err := decodeFrame(&h, k, src[h.Frames[k].Offset-lo:], out[k*FrameSize:k*FrameSize+h.FrameRawLen(k)]); err != nil {
+					return fail(err)
+				}
+			}
+		}
+		i = j
+	}
+	if size < 0 {
+		var one [1]byte
+		switch _, err := io.ReadFull(r, one[:]); {
+		case err == nil:
+			return fail(corruptf(-1, "trailing bytes after the %d-byte block", h.EncodedLen()))
+		case !errors.Is(err, io.EOF):
+			return fail(fmt.Errorf("chunkstore: reading block: %w", err))
+		}
+	}
+	return h.ID, dst, nil
+}
+
+// readExact fills p from r. A clean io.EOF before p is full means the
+// input is truncated (a *CorruptionError); any other error is r's.
+func readExact(r io.Reader, p []byte) error {
+	for len(p) > 0 {
+		n, err := r.Read(p)
+		p = p[n:]
+		switch {
+		case len(p) == 0:
+			return nil
+		case err == io.EOF:
+			return corruptf(-1, "truncated: input ended before the block did")
+		case err != nil:
+			return fmt.Errorf("chunkstore: reading block: %w", err)
+		}
+	}
+	return nil
 }
 
 // decodeFrame decodes frame i from src (which starts at the frame's stored

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"encoding/binary"
 	"hash/crc32"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 // forgeHeader builds a header with a valid CRC and an all-zero frame table.
@@ -67,6 +69,7 @@ func FuzzDecodeBlock(f *testing.F) {
 	f.Fuzz(func(t *testing.T, enc []byte) {
 		id, raw, err := DecodeBlock(enc)
 		verr := VerifyBlock(enc)
+		checkReadBlockAgrees(t, enc, id, raw, err)
 		if err != nil {
 			if !IsCorruption(err) {
 				t.Fatalf("decode error %v is not a CorruptionError", err)
@@ -99,6 +102,36 @@ func FuzzDecodeBlock(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkReadBlockAgrees checks that the streaming decoder (ReadBlock, as the
+// client uses on a response body) agrees with DecodeBlock on enc, with the
+// size known and unknown, whole or trickled a byte at a time: the same
+// bytes, or a corruption error when DecodeBlock has one.
+func checkReadBlockAgrees(t *testing.T, enc []byte, id BlockID, raw []byte, derr error) {
+	t.Helper()
+	for _, size := range []int64{int64(len(enc)), -1} {
+		for _, trickle := range []bool{false, true} {
+			var r io.Reader = bytes.NewReader(enc)
+			if trickle {
+				r = iotest.OneByteReader(r)
+			}
+			dst := []byte("prefix")
+			gid, got, err := AppendReadBlock(dst, r, size)
+			switch {
+			case derr != nil && err == nil:
+				t.Fatalf("ReadBlock(size %d) accepted what DecodeBlock rejected (%v)", size, derr)
+			case derr != nil && !IsCorruption(err):
+				t.Fatalf("ReadBlock(size %d) error %v is not a CorruptionError", size, err)
+			case derr != nil && len(got) != len("prefix"):
+				t.Fatalf("ReadBlock(size %d) failed but extended dst to %d bytes", size, len(got))
+			case derr == nil && err != nil:
+				t.Fatalf("ReadBlock(size %d) rejected a decodable block: %v", size, err)
+			case derr == nil && (gid != id || string(got[:6]) != "prefix" || !bytes.Equal(got[6:], raw)):
+				t.Fatalf("ReadBlock(size %d) decoded other bytes", size)
+			}
+		}
+	}
 }
 
 // FuzzDecodeRange: arbitrary partial encodings and ranges never panic, and

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"testing"
+	"testing/iotest"
 )
 
 // textLike returns n bytes of compressible, text-like data.
@@ -251,5 +253,54 @@ func TestHeaderRejectsOversize(t *testing.T) {
 	forged = forgeHeaderFrames(h.ID, 1000, []uint32{1000})
 	if _, _, err := DecodeBlock(append(forged, make([]byte, 10)...)); !IsCorruption(err) {
 		t.Fatalf("frame beyond input: %v", err)
+	}
+}
+
+// TestReadBlock: the streaming decoder returns the exact bytes for every
+// size and kind of data, read whole or trickled; a reader that fails is not
+// reported as corruption, one that ends early is; a size that disagrees
+// with the header is rejected before the frames are read.
+func TestReadBlock(t *testing.T) {
+	for _, size := range blockSizes() {
+		mixed := textLike(size, 3)
+		copy(mixed[size/2:], randomBytes(size/4, 4)) // raw and lz4 frames in one block
+		for name, raw := range map[string][]byte{"text": textLike(size, 1), "random": randomBytes(size, 2), "mixed": mixed} {
+			id := BlockID{Slice: 5, Index: uint32(size)}
+			enc := mustEncode(t, id, raw)
+			for _, rd := range []io.Reader{bytes.NewReader(enc), iotest.HalfReader(bytes.NewReader(enc)), iotest.DataErrReader(bytes.NewReader(enc))} {
+				gid, got, err := ReadBlock(rd, int64(len(enc)))
+				if err != nil || gid != id || !bytes.Equal(got, raw) {
+					t.Fatalf("%s/%d: %v", name, size, err)
+				}
+			}
+			// Reuses dst's capacity.
+			dst := make([]byte, 0, MaxBlockSize)
+			if _, got, err := AppendReadBlock(dst, bytes.NewReader(enc), -1); err != nil || !bytes.Equal(got, raw) || (size > 0 && &got[0] != &dst[:1][0]) {
+				t.Fatalf("%s/%d into dst: %v", name, size, err)
+			}
+			if len(enc) < 2 {
+				continue
+			}
+			// Cut short by the transport: not corruption.
+			boom := errors.New("connection reset")
+			cut := io.MultiReader(bytes.NewReader(enc[:len(enc)-1]), iotest.ErrReader(boom))
+			if _, _, err := ReadBlock(cut, int64(len(enc))); !errors.Is(err, boom) || IsCorruption(err) {
+				t.Fatalf("%s/%d cut by the transport: %v", name, size, err)
+			}
+			// Ends early (a short file): corruption.
+			if _, _, err := ReadBlock(bytes.NewReader(enc[:len(enc)-1]), -1); !IsCorruption(err) {
+				t.Fatalf("%s/%d truncated: %v", name, size, err)
+			}
+			// Trailing bytes, with the size unknown: corruption.
+			if _, _, err := ReadBlock(bytes.NewReader(append(bytes.Clone(enc), 0)), -1); !IsCorruption(err) {
+				t.Fatalf("%s/%d extended: %v", name, size, err)
+			}
+			// A size that disagrees with the header: corruption, and r is
+			// not read past the header.
+			r := bytes.NewReader(enc)
+			if _, _, err := ReadBlock(r, int64(len(enc)+1)); !IsCorruption(err) || r.Len() < len(enc)-headerLen(frameCount(size)) {
+				t.Fatalf("%s/%d wrong size: %v, %d bytes left", name, size, err, r.Len())
+			}
+		}
 	}
 }

@@ -467,12 +467,21 @@ func appendRest(targets, ranked []NodeInfo, skipFull bool) []NodeInfo {
 
 // putTo writes one replica.
 func (c *Client) putTo(ctx context.Context, n NodeInfo, id BlockID, enc []byte) error {
+	return c.putToReplacing(ctx, n, id, enc, "")
+}
+
+// putToReplacing writes one replica; a non-empty replaces (ReplacesCorrupt)
+// tells the node why its copy is being rewritten.
+func (c *Client) putToReplacing(ctx context.Context, n NodeInfo, id BlockID, enc []byte, replaces string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, blockURL(n, id), bytes.NewReader(enc))
 	if err != nil {
 		return err
 	}
 	req.ContentLength = int64(len(enc))
 	req.Header.Set("Content-Type", "application/octet-stream")
+	if replaces != "" {
+		req.Header.Set(HeaderReplaces, replaces)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.markDown(n)
@@ -512,8 +521,14 @@ func (c *Client) isClosed() bool {
 // Get returns the raw bytes of block id. It reads one replica at a time,
 // in placement order (nodes recently seen down last), verifies every CRC,
 // and on any error, corruption, absence or timeout tries the next node. A
-// replica found missing or corrupt on a placement target is rewritten from
-// the good copy in the background (read repair).
+// replica found missing or corrupt is rewritten from the good copy in the
+// background (read repair).
+//
+// The client is the verifier of a read: the node checks only the block's
+// header and length before sending it (see docs/chunkstore.md), and the
+// client decodes the response body as it arrives (AppendReadBlock): frames
+// stored raw are read straight into dst and CRC-checked there, lz4 frames
+// are decompressed into dst and checked.
 //
 // dst, when its capacity suffices, receives the bytes (pass nil to
 // allocate). Get never returns bytes that failed verification: when every
@@ -526,19 +541,14 @@ func (c *Client) Get(ctx context.Context, id BlockID, dst []byte) ([]byte, error
 	}
 	c.metrics.gets.Inc()
 	var bad []NodeInfo
+	var corrupt map[string]bool
 	var fails readFailures
 	for _, n := range c.readCandidates(id) {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("chunkstore: get %s: %w", id, err)
 		}
-		bp := c.getBuf()
-		enc, err := c.fetch(ctx, n, id, "", (*bp)[:0])
-		var raw []byte
-		if err == nil {
-			raw, err = decodeBlock(id, enc, dst)
-		}
+		raw, err := c.getFrom(ctx, n, id, dst)
 		if err != nil {
-			c.putBuf(bp, enc)
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("chunkstore: get %s: %w", id, ctx.Err())
 			}
@@ -546,21 +556,60 @@ func (c *Client) Get(ctx context.Context, id BlockID, dst []byte) ([]byte, error
 			if errors.Is(err, ErrBlockNotFound) || IsCorruption(err) {
 				bad = append(bad, n)
 			}
+			if IsCorruption(err) {
+				if corrupt == nil {
+					corrupt = map[string]bool{}
+				}
+				corrupt[n.ID] = true
+			}
 			continue
 		}
 		if len(bad) > 0 {
-			c.readRepair(id, enc, bad)
+			c.readRepair(id, raw, bad, corrupt)
 		}
-		c.putBuf(bp, enc)
 		return raw, nil
 	}
 	return nil, fails.err(id)
 }
 
+// getFrom reads and verifies the whole block id from node n into dst[:0].
+// A 409 answer (the node found the header or length bad) and any bytes
+// that fail verification give a *CorruptionError; a transfer cut short
+// gives another error.
+func (c *Client) getFrom(ctx context.Context, n NodeInfo, id BlockID, dst []byte) ([]byte, error) {
+	rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, blockURL(n, id), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.markDown(n)
+		return nil, fmt.Errorf("node %s (%s): %w", n.ID, n.Addr, err)
+	}
+	defer drain(resp)
+	if resp.StatusCode != http.StatusOK {
+		return nil, statusError(n, resp)
+	}
+	if resp.ContentLength > MaxEncodedSize {
+		return nil, fmt.Errorf("node %s: %d-byte body: %w", n.ID, resp.ContentLength, ErrBlockTooLarge)
+	}
+	got, raw, err := AppendReadBlock(dst[:0], resp.Body, resp.ContentLength)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: get %s: %w", n.ID, id, err)
+	}
+	if got != id {
+		return nil, fmt.Errorf("node %s: %w", n.ID, &CorruptionError{ID: id, Frame: -1, Reason: "node sent block " + got.String(), Err: ErrIDMismatch})
+	}
+	return raw, nil
+}
+
 // GetRange returns n raw bytes of block id starting at off. The node sends
-// only the frames covering the range, which are verified before use; the
-// failover rules are those of Get. A corrupt or missing replica seen here
-// is queued for repair from the replica that answered.
+// only the frames covering the range (checking the header, not the frames),
+// and the client verifies them before use; the failover rules are those of
+// Get. A corrupt or missing replica seen here is queued for repair from the
+// replica that answered.
 func (c *Client) GetRange(ctx context.Context, id BlockID, off, n int) ([]byte, error) {
 	if c.isClosed() {
 		return nil, ErrClientClosed
@@ -571,6 +620,7 @@ func (c *Client) GetRange(ctx context.Context, id BlockID, off, n int) ([]byte, 
 	c.metrics.gets.Inc()
 	q := "?off=" + strconv.Itoa(off) + "&len=" + strconv.Itoa(n)
 	var bad []NodeInfo
+	var corrupt map[string]bool
 	var fails readFailures
 	for _, node := range c.readCandidates(id) {
 		if err := ctx.Err(); err != nil {
@@ -596,10 +646,16 @@ func (c *Client) GetRange(ctx context.Context, id BlockID, off, n int) ([]byte, 
 			if errors.Is(err, ErrBlockNotFound) || IsCorruption(err) {
 				bad = append(bad, node)
 			}
+			if IsCorruption(err) {
+				if corrupt == nil {
+					corrupt = map[string]bool{}
+				}
+				corrupt[node.ID] = true
+			}
 			continue
 		}
 		if len(bad) > 0 {
-			c.enqueueRepair(repairTask{id: id, from: []NodeInfo{node}, to: bad})
+			c.enqueueRepair(repairTask{id: id, from: []NodeInfo{node}, to: bad, bad: true, corrupt: corrupt})
 		}
 		return raw, nil
 	}
@@ -773,22 +829,9 @@ func statusError(n NodeInfo, resp *http.Response) error {
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// decodeBlock and decodeRange are the client's seams to the block codec
-// (block.go) on the read path.
-
-// decodeBlock decodes enc into dst[:0] (when it has the capacity) and checks
-// that the node sent the block that was asked for.
-func decodeBlock(id BlockID, enc, dst []byte) ([]byte, error) {
-	got, raw, err := AppendDecodeBlock(dst[:0], enc)
-	if err != nil {
-		return nil, err
-	}
-	if got != id {
-		return nil, &CorruptionError{ID: id, Frame: -1, Reason: "node sent block " + got.String(), Err: ErrIDMismatch}
-	}
-	return raw, nil
-}
-
+// decodeRange is the client's seam to the block codec for ranged reads
+// (whole reads use AppendReadBlock): it decodes and verifies the frames and
+// checks that the node sent the block that was asked for.
 func decodeRange(id BlockID, partial []byte, off, n int) ([]byte, error) {
 	got, raw, err := AppendDecodeRange(nil, partial, int64(off), int64(n))
 	if err != nil {

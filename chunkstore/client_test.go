@@ -353,16 +353,45 @@ func TestClientReadRepairsCorruptReplica(t *testing.T) {
 		if c.verified(i, id) {
 			t.Fatal("flip did not corrupt the block")
 		}
+		before := nodeCorruptMetric(t, c.nodes[i], "client")
 		got, err := cl.Get(ctx, id, nil)
 		if err != nil || !bytes.Equal(got, raw) {
 			t.Fatalf("get with a corrupt first replica: err %v, equal %v", err, bytes.Equal(got, raw))
 		}
 		eventually(t, "read repair", func() bool { return c.verified(i, id) })
+		// The node did not check the frames on the read; the repair PUT
+		// told it that its copy was corrupt.
+		if v := nodeCorruptMetric(t, c.nodes[i], "client"); v != before+1 {
+			t.Errorf("node's client-found corruption count %v, want %v", v, before+1)
+		}
 	}
 	eventually(t, "read repair metric", func() bool { return metric(t, reg, "rwxfs_chunk_client_read_repairs_total") == 2 })
 	if v := metric(t, reg, "rwxfs_chunk_client_gets_total"); v != 2 {
 		t.Errorf("gets_total %v, want 2", v)
 	}
+}
+
+// nodeCorruptMetric returns a node's rwxfs_chunk_corrupt_blocks_total for
+// one source.
+func nodeCorruptMetric(t testing.TB, n *chunkstore.Node, source string) float64 {
+	t.Helper()
+	mfs, err := n.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "rwxfs_chunk_corrupt_blocks_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "source" && l.GetValue() == source {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 // metric returns the value of a counter in reg (0 when absent).
@@ -396,13 +425,26 @@ func TestClientEveryReplicaCorrupt(t *testing.T) {
 	if err == nil || !chunkstore.IsCorruption(err) || got != nil {
 		t.Fatalf("get with every replica corrupt: %d bytes, err %v; want a corruption error", len(got), err)
 	}
-	// The nodes quarantined their copies: next reads see no block, still
-	// never bytes.
+	// No good copy exists, so nothing is repaired: next reads still see
+	// corruption, never bytes. A range over the damaged last frame fails;
+	// a range over intact frames returns their (verified) bytes.
 	if got, err := cl.Get(ctx, id, nil); err == nil || got != nil {
 		t.Fatalf("second get: %d bytes, err %v", len(got), err)
 	}
-	if _, err := cl.GetRange(ctx, id, 0, 10); err == nil {
-		t.Fatal("range read of a corrupt block succeeded")
+	if _, err := cl.GetRange(ctx, id, 300<<10-10, 10); !chunkstore.IsCorruption(err) {
+		t.Fatalf("range read over the corrupt frame: %v, want a corruption error", err)
+	}
+	if got, err := cl.GetRange(ctx, id, 0, 10); err != nil || !bytes.Equal(got, block(6, 300<<10, false)[:10]) {
+		t.Fatalf("range read over intact frames: %v", err)
+	}
+	// Scrub quarantines every copy; then the block is gone, not wrong.
+	for _, n := range c.nodes {
+		if rep, err := n.ScrubNow(ctx); err != nil || len(rep.Corrupt) != 1 {
+			t.Fatalf("scrub: %+v, %v", rep, err)
+		}
+	}
+	if _, err := cl.Get(ctx, id, nil); !errors.Is(err, chunkstore.ErrBlockNotFound) {
+		t.Fatalf("get after scrub: %v, want ErrBlockNotFound", err)
 	}
 }
 

@@ -235,13 +235,33 @@ func TestNodeDiskErrors(t *testing.T) {
 	}
 	disk.SetHook(nil)
 	putBlock(t, n, id, enc)
-	// Bit rot through the seam: the node answers 409, then 404.
+	// Bit rot through the seam in a frame: the node serves it (it checks
+	// headers, not frames, on reads), the client's decoder rejects it, and
+	// scrub quarantines it.
 	if err := disk.Corrupt(n.blockFile(id), int64(len(enc)-1), 0x01); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := do(t, http.MethodGet, nodeURL(n, "/v1/blocks/"+id.String()), nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("get of a block with a rotten frame: %d, want 200", resp.StatusCode)
+	}
+	if _, _, err := DecodeBlock(body); !IsCorruption(err) {
+		t.Fatalf("decode of a rotten block: %v, want a corruption error", err)
+	}
+	if rep, err := n.ScrubNow(context.Background()); err != nil || len(rep.Corrupt) != 1 {
+		t.Fatalf("scrub: %+v, %v", rep, err)
+	}
+	if resp, _ := do(t, http.MethodGet, nodeURL(n, "/v1/blocks/"+id.String()), nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("get after scrub: %d, want 404", resp.StatusCode)
+	}
+	// Bit rot in the header: the node answers 409, then 404.
+	putBlock(t, n, id, enc)
+	if err := disk.Corrupt(n.blockFile(id), 9, 0x01); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []int{http.StatusConflict, http.StatusNotFound} {
 		if resp, _ := do(t, http.MethodGet, nodeURL(n, "/v1/blocks/"+id.String()), nil); resp.StatusCode != want {
-			t.Fatalf("get of a rotten block: %d, want %d", resp.StatusCode, want)
+			t.Fatalf("get of a block with a rotten header: %d, want %d", resp.StatusCode, want)
 		}
 	}
 }

@@ -25,14 +25,17 @@
 //	                                    and the header's id against {id}) before it is stored;
 //	                                    200 only after the block is durable (fsync'd, renamed,
 //	                                    folder fsync'd)
-//	GET    /v1/blocks/{id}              the whole encoded block, verified by the node first
+//	GET    /v1/blocks/{id}              the whole encoded block; the node checks its header
+//	                                    and length, not its frames: decode (and verify) with
+//	                                    ReadBlock or DecodeBlock
 //	GET    /v1/blocks/{id}?off=N&len=M  the block's header followed by exactly the frames
-//	                                    covering raw [off, off+len), each verified by the node
-//	                                    first; decode with DecodeRange(body, N, M)
+//	                                    covering raw [off, off+len), header and length checked;
+//	                                    decode (and verify) with DecodeRange(body, N, M)
 //	HEAD   /v1/blocks/{id}              stat: Content-Length and Rwxfs-Stored-Size are the stored
 //	                                    size, Rwxfs-Raw-Length the raw length, Last-Modified the mtime
 //	DELETE /v1/blocks/{id}              200 whether or not the block existed
-//	GET    /v1/blocks?after={id}&limit=N  ids greater than after, one per line, in id order;
+//	GET    /v1/blocks?after={id}&limit=N  ids greater than after, one per line, in id order,
+//	                                    from an in-memory index (O(log n + limit) per page);
 //	                                    Rwxfs-List-More: 1 when more follow (limit ≤ MaxListLimit)
 //	GET    /healthz, /readyz, /metrics
 //
@@ -40,8 +43,16 @@
 // slashes, upper case) is 400 and never reaches the file system. Errors are
 // plain-text bodies with status codes: 400 bad request (bad id, range, or a
 // body that fails verification), 404 no such block, 409 corrupt block on
-// disk (the node has moved it aside; the next read is 404), 413 too large,
-// 507 out of space (the node's reserve would be crossed), 500 I/O error.
+// disk (a bad header or length; the node has moved it aside and the next read
+// is 404), 413 too large, 507 out of space (the node's reserve would be
+// crossed), 500 I/O error.
+//
+// Who verifies what: a node verifies every frame it receives (PUT) and, in
+// the background, every frame it stores (scrub). On reads the client is the
+// verifier: it checks every frame it receives, end to end, and a copy that
+// fails is read from another replica and rewritten by read repair (whose PUT
+// says Rwxfs-Replaces: corrupt, so the node counts it). No reader ever gets
+// bytes that failed a check.
 //
 // Nodes register in etcd under NodesKey(prefix)+<node id> with a lease,
 // holding a NodeInfo (JSON): address, zone, capacity and free bytes; see

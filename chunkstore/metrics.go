@@ -1,6 +1,7 @@
 package chunkstore
 
 import (
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -17,8 +18,7 @@ type nodeMetrics struct {
 	latency   *prometheus.HistogramVec // op
 	bytesIn   prometheus.Counter
 	bytesOut  prometheus.Counter
-	blocks    prometheus.Gauge
-	corrupt   *prometheus.CounterVec // source: read, scrub
+	corrupt   *prometheus.CounterVec // source: read, scrub, client
 	scrubbed  prometheus.Counter
 	scrubRuns prometheus.Counter
 }
@@ -34,7 +34,16 @@ const (
 	opOther    = "other"
 )
 
-func newNodeMetrics(usage func() (DiskUsage, uint64, error)) *nodeMetrics {
+// Sources of the corrupt-block metric: the node's own read path (a bad
+// header or length), scrub, or a client's read repair of a copy whose
+// frames failed the client's verification.
+const (
+	sourceRead   = "read"
+	sourceScrub  = "scrub"
+	sourceClient = "client"
+)
+
+func newNodeMetrics(usage func() (DiskUsage, uint64, error), blocks func() int) *nodeMetrics {
 	reg := prometheus.NewRegistry()
 	m := &nodeMetrics{
 		reg: reg,
@@ -52,11 +61,8 @@ func newNodeMetrics(usage func() (DiskUsage, uint64, error)) *nodeMetrics {
 		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rwxfs_chunk_bytes_out_total", Help: "Response body bytes sent by GET requests.",
 		}),
-		blocks: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "rwxfs_chunk_blocks", Help: "Blocks stored on the node (counted at start, kept up to date by puts, deletes, quarantines and scrub passes).",
-		}),
 		corrupt: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "rwxfs_chunk_corrupt_blocks_total", Help: "Corrupt blocks found on disk and quarantined, by who found them (read, scrub).",
+			Name: "rwxfs_chunk_corrupt_blocks_total", Help: "Corrupt blocks found on disk, by who found them: read and scrub (quarantined by the node), client (replaced by a client's read repair).",
 		}, []string{"source"}),
 		scrubbed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rwxfs_chunk_scrub_bytes_total", Help: "Stored bytes verified by scrub.",
@@ -83,9 +89,13 @@ func newNodeMetrics(usage func() (DiskUsage, uint64, error)) *nodeMetrics {
 		}
 		return float64(u.Total)
 	})
-	m.corrupt.WithLabelValues("read")
-	m.corrupt.WithLabelValues("scrub")
-	reg.MustRegister(m.requests, m.latency, m.bytesIn, m.bytesOut, m.blocks, m.corrupt, m.scrubbed, m.scrubRuns, free, capacity,
+	blockCount := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "rwxfs_chunk_blocks", Help: "Blocks stored on the node (the size of its in-memory block index).",
+	}, func() float64 { return float64(blocks()) })
+	m.corrupt.WithLabelValues(sourceRead)
+	m.corrupt.WithLabelValues(sourceScrub)
+	m.corrupt.WithLabelValues(sourceClient)
+	reg.MustRegister(m.requests, m.latency, m.bytesIn, m.bytesOut, blockCount, m.corrupt, m.scrubbed, m.scrubRuns, free, capacity,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -110,6 +120,23 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 	}
 	n, err := w.ResponseWriter.Write(p)
 	w.bytes += int64(n)
+	return n, err
+}
+
+// ReadFrom passes a copy to the underlying writer's ReadFrom, so that a
+// file sent by io.Copy reaches net/http's sendfile path.
+func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
+	}
+	w.bytes += n
 	return n, err
 }
 

@@ -199,12 +199,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		return nil, fmt.Errorf("chunk node: quarantine: %w", err)
 	}
 	n.mu.corrupt = q
-	n.metrics = newNodeMetrics(n.usage)
-	all, _, err := n.store.list(nil, int(^uint(0)>>1))
-	if err != nil {
-		return nil, fmt.Errorf("chunk node: scanning blocks: %w", err)
-	}
-	n.metrics.blocks.Set(float64(len(all)))
+	n.metrics = newNodeMetrics(n.usage, n.store.index.Len)
 	n.putSem = make(chan struct{}, cfg.MaxConcurrentPuts)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -251,7 +246,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 			n.scrubLoop()
 		}()
 	}
-	n.log.Info("chunk node started", "addr", n.addr, "listen", ln.Addr().String(), "dir", cfg.Dir, "zone", cfg.Zone, "blocks", len(all))
+	n.log.Info("chunk node started", "addr", n.addr, "listen", ln.Addr().String(), "dir", cfg.Dir, "zone", cfg.Zone, "blocks", n.store.index.Len())
 	return n, nil
 }
 
@@ -368,7 +363,6 @@ func (n *Node) corruptFound(id BlockID, cerr error, source string) {
 		return // already moved aside, or rewritten meanwhile
 	}
 	n.metrics.corrupt.WithLabelValues(source).Inc()
-	n.metrics.blocks.Dec()
 	n.mu.Lock()
 	n.mu.corrupt[id] = true
 	n.mu.Unlock()

@@ -31,6 +31,14 @@ const (
 	HeaderStoredSize = "Rwxfs-Stored-Size"
 	// HeaderListMore is "1" on a list page when more ids follow.
 	HeaderListMore = "Rwxfs-List-More"
+	// HeaderReplaces, on a PUT, says why the client rewrites the node's
+	// copy: ReplacesCorrupt when the client found that copy corrupt (a
+	// frame CRC that the node does not check on reads). The node counts and
+	// logs it; the PUT itself replaces the bad file.
+	HeaderReplaces = "Rwxfs-Replaces"
+	// ReplacesCorrupt is the HeaderReplaces value of a read repair of a
+	// copy that failed the client's verification.
+	ReplacesCorrupt = "corrupt"
 )
 
 // Paths of the node protocol.
@@ -210,8 +218,11 @@ func (n *Node) handlePut(w http.ResponseWriter, r *http.Request, id BlockID) {
 		http.Error(w, "storing block: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	if created {
-		n.metrics.blocks.Inc()
+	if !created && r.Header.Get(HeaderReplaces) == ReplacesCorrupt {
+		// A client read this block, found a frame corrupt (the node does
+		// not check frame CRCs on reads) and has just replaced it.
+		n.metrics.corrupt.WithLabelValues(sourceClient).Inc()
+		n.log.Warn("chunk node: corrupt block replaced by a client's read repair", "block", id.String(), "client", r.RemoteAddr)
 	}
 	n.metrics.bytesIn.Add(float64(len(body)))
 	n.forgetCorrupt(id)
@@ -236,9 +247,12 @@ func readBody(r io.Reader, buf []byte) ([]byte, error) {
 }
 
 // handleGet serves a whole block or, with off and len, the header and the
-// frames covering raw bytes [off, off+len). Every frame sent has been
-// verified by the node just before (the whole block for a full GET); a
-// block found corrupt is quarantined and answered 409.
+// frames covering raw bytes [off, off+len). The node checks the header and
+// that the file has exactly the length the header gives (a truncated or
+// damaged header is answered 409 and the block quarantined); it does not
+// check the frames' CRCs, which the client verifies end to end (and scrub
+// in the background). The frames are copied from the file to the
+// connection by sendfile(2) when the disk is the OS's.
 func (n *Node) handleGet(w http.ResponseWriter, r *http.Request, id BlockID) {
 	q := r.URL.Query()
 	ranged := q.Has("off") || q.Has("len")
@@ -252,35 +266,57 @@ func (n *Node) handleGet(w http.ResponseWriter, r *http.Request, id BlockID) {
 			return
 		}
 	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	var (
-		body []byte
-		h    *Header
-		err  error
-	)
-	if ranged {
-		body, h, err = n.store.readRange(id, off, ln, (*bp)[:0])
-	} else {
-		body, h, err = n.store.readAll(id, (*bp)[:0])
-	}
-	*bp = body[:0]
+	f, h, hb, fi, err := n.store.openBlock(id)
 	if err != nil {
 		n.readError(w, id, err)
 		return
 	}
+	defer f.Close()
+	start, length := int64(0), fi.Size() // the part of the file to send
+	var sp FrameSpan
+	if ranged {
+		if sp, err = h.FrameSpan(off, ln); err != nil {
+			n.readError(w, id, err)
+			return
+		}
+		start, length = sp.Start, sp.End-sp.Start
+	}
 	hd := w.Header()
 	hd.Set("Content-Type", "application/octet-stream")
-	hd.Set("Content-Length", strconv.Itoa(len(body)))
 	hd.Set(HeaderRawLength, strconv.Itoa(h.RawLen))
 	hd.Set(HeaderHeaderLength, strconv.Itoa(h.HeaderLen()))
 	if ranged {
-		sp, _ := h.FrameSpan(off, ln)
+		hd.Set("Content-Length", strconv.FormatInt(int64(len(hb))+length, 10))
 		hd.Set(HeaderFirstFrame, strconv.Itoa(sp.First))
 		hd.Set(HeaderFrameRawStart, strconv.FormatInt(sp.RawStart, 10))
+	} else {
+		hd.Set("Content-Length", strconv.FormatInt(length, 10))
 	}
 	w.WriteHeader(http.StatusOK)
-	w.Write(body)
+	if ranged {
+		if _, err := w.Write(hb); err != nil {
+			return
+		}
+	}
+	if _, err := sendFileRange(w, f, start, length); err != nil && r.Context().Err() == nil {
+		// The status is sent: the connection is cut short, which the
+		// client sees as a failed transfer (not as a corrupt block).
+		n.log.Warn("chunk node: sending block", "block", id.String(), "err", err)
+	}
+}
+
+// sendFileRange copies n bytes of f starting at off to w. For an *os.File
+// the copy reaches net/http's ReadFrom with the file inside an
+// io.LimitedReader, which sends it with sendfile(2): the bytes go from the
+// page cache to the socket without a copy through user space.
+func sendFileRange(w io.Writer, f DiskFile, off, n int64) (int64, error) {
+	if sk, ok := f.(io.Seeker); ok {
+		if _, err := sk.Seek(off, io.SeekStart); err != nil {
+			return 0, err
+		}
+		return io.Copy(w, io.LimitReader(f, n))
+	}
+	return io.Copy(w, io.NewSectionReader(f, off, n))
 }
 
 // readError answers a failed read: 404, 400 for a bad range, 409 (and
@@ -292,7 +328,7 @@ func (n *Node) readError(w http.ResponseWriter, id BlockID, err error) {
 	case errors.Is(err, ErrBadRange):
 		http.Error(w, err.Error(), http.StatusBadRequest)
 	case IsCorruption(err):
-		n.corruptFound(id, err, "read")
+		n.corruptFound(id, err, sourceRead)
 		http.Error(w, err.Error(), http.StatusConflict)
 	default:
 		n.log.Error("chunk node: reading block", "block", id.String(), "err", err)
@@ -319,14 +355,10 @@ func (n *Node) handleHead(w http.ResponseWriter, id BlockID) {
 
 // handleDelete removes a block; deleting a missing block is also 200.
 func (n *Node) handleDelete(w http.ResponseWriter, id BlockID) {
-	existed, err := n.store.remove(id)
-	if err != nil {
+	if _, err := n.store.remove(id); err != nil {
 		n.log.Error("chunk node: deleting block", "block", id.String(), "err", err)
 		http.Error(w, "deleting block: "+err.Error(), http.StatusInternalServerError)
 		return
-	}
-	if existed {
-		n.metrics.blocks.Dec()
 	}
 	n.forgetCorrupt(id)
 	w.WriteHeader(http.StatusOK)

@@ -47,8 +47,11 @@ type store struct {
 	dir  string
 	// stripes serialise, per id, the steps that replace, remove or
 	// quarantine a block's file, so a quarantine never moves aside a good
-	// block that a concurrent put has just written.
+	// block that a concurrent put has just written. The index is updated in
+	// the same critical sections.
 	stripes [lockStripes]sync.Mutex
+	// index holds the ids of the files in blocks/, loaded by init.
+	index idIndex
 }
 
 func newStore(disk Disk, dir string) *store { return &store{disk: disk, dir: dir} }
@@ -93,7 +96,30 @@ func (s *store) init() error {
 			return err
 		}
 	}
+	ids, err := s.scan()
+	if err != nil {
+		return err
+	}
+	s.index.reset(ids)
 	return nil
+}
+
+// scan lists the block files of every fan-out folder (once, at start: the
+// index serves listings afterwards).
+func (s *store) scan() ([]BlockID, error) {
+	var ids []BlockID
+	for i := range fanOutDirs {
+		names, err := s.disk.ReadDir(filepath.Join(s.dir, blocksDirName, fmt.Sprintf("%02x", i)))
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			if id, err := ParseBlockID(n); err == nil {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids, nil
 }
 
 // nodeID returns the id kept in the data folder, creating it durably at
@@ -183,12 +209,11 @@ func (s *store) put(id BlockID, enc []byte) (created bool, err error) {
 	mu := s.lock(id)
 	mu.Lock()
 	defer mu.Unlock()
-	_, serr := s.disk.Stat(s.blockPath(id))
-	created = errors.Is(serr, fs.ErrNotExist)
 	if err = s.disk.Rename(tmp, s.blockPath(id)); err != nil {
 		return false, err
 	}
 	renamed = true
+	created = s.index.insert(id)
 	if err = s.disk.SyncDir(s.blockDir(id)); err != nil {
 		return false, err
 	}
@@ -196,31 +221,33 @@ func (s *store) put(id BlockID, enc []byte) (created bool, err error) {
 }
 
 // open opens a stored block; a missing one wraps ErrBlockNotFound.
-func (s *store) open(id BlockID) (DiskFile, int64, error) {
+func (s *store) open(id BlockID) (DiskFile, fs.FileInfo, error) {
 	f, err := s.disk.Open(s.blockPath(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, fmt.Errorf("block %s: %w", id, ErrBlockNotFound)
+		return nil, nil, fmt.Errorf("block %s: %w", id, ErrBlockNotFound)
 	}
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, 0, err
+		return nil, nil, err
 	}
-	return f, fi.Size(), nil
+	return f, fi, nil
 }
 
 // readAll reads a whole stored block into buf (grown as needed) and
-// verifies it fully, including that its header names id. A check failure
-// is a *CorruptionError.
+// verifies it fully (every frame decompressed and CRC-checked), including
+// that its header names id. A check failure is a *CorruptionError. Scrub
+// and quarantine use it; the GET path does not (see openBlock).
 func (s *store) readAll(id BlockID, buf []byte) ([]byte, *Header, error) {
-	f, size, err := s.open(id)
+	f, fi, err := s.open(id)
 	if err != nil {
 		return buf, nil, err
 	}
 	defer f.Close()
+	size := fi.Size()
 	if size > MaxEncodedSize || size < fixedHeaderSize {
 		return buf, nil, &CorruptionError{ID: id, Frame: -1, Reason: fmt.Sprintf("stored file has %d bytes", size)}
 	}
@@ -246,7 +273,29 @@ func setCorruptID(err error, id BlockID) {
 	}
 }
 
-// readHeader reads and checks the header of a stored block.
+// openBlock opens a stored block for sending and checks what can be checked
+// without reading the frames: the header (magic, version, lengths, frame
+// table, header CRC), that it names id, and that the file's size is exactly
+// the encoded length the header gives, so a truncated or extended file is
+// caught. The frames' CRCs are not checked here: the client verifies every
+// frame it receives (end to end, which also covers the network), and scrub
+// verifies every stored frame in the background. The caller closes f; hb is
+// the raw header (fixed part and frame table).
+func (s *store) openBlock(id BlockID) (f DiskFile, h *Header, hb []byte, fi fs.FileInfo, err error) {
+	f, fi, err = s.open(id)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	h, hb, err = s.readHeader(f, id, fi.Size())
+	if err != nil {
+		f.Close()
+		return nil, nil, nil, nil, err
+	}
+	return f, h, hb, fi, nil
+}
+
+// readHeader reads and checks the header of a stored block, and that the
+// file's size is the encoded length the header gives.
 func (s *store) readHeader(f DiskFile, id BlockID, size int64) (*Header, []byte, error) {
 	var fixed [fixedHeaderSize]byte
 	if size < fixedHeaderSize {
@@ -281,51 +330,14 @@ func (s *store) readHeader(f DiskFile, id BlockID, size int64) (*Header, []byte,
 	return h, hb, nil
 }
 
-// readRange returns the partial encoding (header and covering frames) of
-// raw range [off, off+n) of a stored block, after verifying those frames.
-// A bad range wraps ErrBadRange.
-func (s *store) readRange(id BlockID, off, n int64, buf []byte) ([]byte, *Header, error) {
-	f, size, err := s.open(id)
-	if err != nil {
-		return buf, nil, err
-	}
-	defer f.Close()
-	h, hb, err := s.readHeader(f, id, size)
-	if err != nil {
-		return buf, nil, err
-	}
-	sp, err := h.FrameSpan(off, n)
-	if err != nil {
-		return buf, nil, err
-	}
-	buf = append(buf[:0], hb...)
-	l := len(buf)
-	buf = slices.Grow(buf, int(sp.End-sp.Start))[:l+int(sp.End-sp.Start)]
-	if _, err := f.ReadAt(buf[l:], sp.Start); err != nil {
-		return buf, nil, fmt.Errorf("read block %s: %w", id, err)
-	}
-	if err := verifyFrames(h, sp.First, sp.Last, buf[l:]); err != nil {
-		return buf, nil, err
-	}
-	return buf, h, nil
-}
-
 // stat returns a stored block's header, size and modification time.
 func (s *store) stat(id BlockID) (*Header, int64, time.Time, error) {
-	f, size, err := s.open(id)
+	f, h, _, fi, err := s.openBlock(id)
 	if err != nil {
 		return nil, 0, time.Time{}, err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, 0, time.Time{}, err
-	}
-	h, _, err := s.readHeader(f, id, size)
-	if err != nil {
-		return nil, 0, time.Time{}, err
-	}
-	return h, size, fi.ModTime(), nil
+	f.Close()
+	return h, fi.Size(), fi.ModTime(), nil
 }
 
 // remove deletes a stored block; a missing block is not an error. existed
@@ -337,9 +349,14 @@ func (s *store) remove(id BlockID) (existed bool, err error) {
 	defer mu.Unlock()
 	err = s.disk.Remove(s.blockPath(id))
 	if errors.Is(err, fs.ErrNotExist) {
+		s.index.delete(id)
 		return false, nil
 	}
-	return err == nil, err
+	if err != nil {
+		return false, err
+	}
+	s.index.delete(id)
+	return true, nil
 }
 
 // quarantine moves a block found corrupt aside, after checking again under
@@ -359,10 +376,12 @@ func (s *store) quarantine(id BlockID, now time.Time) (moved bool, err error) {
 	dst := filepath.Join(s.quarantineDir(), fmt.Sprintf("%s.%d", id, now.UnixNano()))
 	if err := s.disk.Rename(s.blockPath(id), dst); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
+			s.index.delete(id)
 			return false, nil
 		}
 		return false, err
 	}
+	s.index.delete(id)
 	return true, s.disk.SyncDir(s.blockDir(id))
 }
 
@@ -402,31 +421,11 @@ func (s *store) dropQuarantined(id BlockID) error {
 }
 
 // list returns up to limit stored ids greater than after (all when after
-// is nil), in id order, and whether more exist. It reads every fan-out
-// folder, so a page costs a scan of all names.
+// is nil), in id order, and whether more exist. It reads the in-memory
+// index: O(log n + limit).
 func (s *store) list(after *BlockID, limit int) ([]BlockID, bool, error) {
-	var ids []BlockID
-	for i := range fanOutDirs {
-		names, err := s.disk.ReadDir(filepath.Join(s.dir, blocksDirName, fmt.Sprintf("%02x", i)))
-		if err != nil {
-			return nil, false, err
-		}
-		for _, n := range names {
-			id, err := ParseBlockID(n)
-			if err != nil {
-				continue
-			}
-			if after != nil && !idLess(*after, id) {
-				continue
-			}
-			ids = append(ids, id)
-		}
-	}
-	slices.SortFunc(ids, idCompare)
-	if len(ids) > limit {
-		return ids[:limit], true, nil
-	}
-	return ids, false, nil
+	ids, more := s.index.page(after, limit)
+	return ids, more, nil
 }
 
 func idLess(a, b BlockID) bool { return idCompare(a, b) < 0 }

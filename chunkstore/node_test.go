@@ -339,9 +339,11 @@ func TestNodeCorruptBlock(t *testing.T) {
 		}
 	}
 
-	// Block 0: frame 2 damaged. A ranged read of frame 0 only is served
-	// (it is verified and intact); a ranged read touching frame 2 and a
-	// whole read get 409 and the block is quarantined.
+	// Block 0: frame 2 damaged. The node checks headers and lengths on
+	// reads, not frame CRCs: whole and ranged GETs are served (200), and it
+	// is the client's decoder that rejects the damaged frame; a range over
+	// intact frames decodes. The node's whole-block read with verification
+	// (scrub's) does catch it.
 	flip(ids[0], 2)
 	u := nodeURL(n, "/v1/blocks/"+ids[0].String())
 	resp, body := do(t, http.MethodGet, u+"?off=0&len=100", nil)
@@ -351,38 +353,84 @@ func TestNodeCorruptBlock(t *testing.T) {
 	if _, got, err := DecodeRange(body, 0, 100); err != nil || !bytes.Equal(got, raws[ids[0]][:100]) {
 		t.Fatalf("range over an intact frame: %v", err)
 	}
-	resp, body = do(t, http.MethodGet, u+fmt.Sprintf("?off=%d&len=10", 2*FrameSize+5), nil)
-	if resp.StatusCode != http.StatusConflict {
+	off := int64(2*FrameSize + 5)
+	resp, body = do(t, http.MethodGet, u+fmt.Sprintf("?off=%d&len=10", off), nil)
+	if resp.StatusCode != 200 {
 		t.Fatalf("range over the corrupt frame: %d %s", resp.StatusCode, body)
 	}
-	if resp, _ := do(t, http.MethodGet, u, nil); resp.StatusCode != http.StatusNotFound {
+	if _, _, err := DecodeRange(body, off, 10); !IsCorruption(err) {
+		t.Fatalf("client decode of the corrupt frame: %v, want a corruption error", err)
+	}
+	resp, body = do(t, http.MethodGet, u, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("whole get of a block with a corrupt frame: %d %s", resp.StatusCode, body)
+	}
+	if _, _, err := DecodeBlock(body); !IsCorruption(err) {
+		t.Fatalf("client decode of the whole block: %v, want a corruption error", err)
+	}
+	if _, _, err := ReadBlock(bytes.NewReader(body), int64(len(body))); !IsCorruption(err) {
+		t.Fatalf("client streaming decode of the whole block: %v, want a corruption error", err)
+	}
+	if _, _, err := n.store.readAll(ids[0], nil); !IsCorruption(err) {
+		t.Fatalf("read with verification: %v, want a corruption error", err)
+	}
+	if got := n.CorruptBlocks(); len(got) != 0 {
+		t.Fatalf("reads quarantined %v; frame damage is left to the client and scrub", got)
+	}
+
+	// Block 1: damage the node does see on a read (a truncated file, then a
+	// frame table byte): 409, quarantined, then 404.
+	p1 := n.blockFile(ids[1])
+	b1, err := os.ReadFile(p1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p1, b1[:len(b1)-1], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := do(t, http.MethodGet, nodeURL(n, "/v1/blocks/"+ids[1].String()), nil); resp.StatusCode != http.StatusConflict || !strings.Contains(string(body), "corrupt") {
+		t.Fatalf("get of a truncated block: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, http.MethodGet, nodeURL(n, "/v1/blocks/"+ids[1].String()+"?off=0&len=10"), nil); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("get after quarantine: %d, want 404", resp.StatusCode)
 	}
-
-	// Block 1: whole GET finds it.
-	flip(ids[1], 0)
-	if resp, body := do(t, http.MethodGet, nodeURL(n, "/v1/blocks/"+ids[1].String()), nil); resp.StatusCode != http.StatusConflict || !strings.Contains(string(body), "corrupt") {
-		t.Fatalf("get of a corrupt block: %d %s", resp.StatusCode, body)
+	hdrID := BlockID{Slice: 9, Index: 3}
+	putBlock(t, n, hdrID, mustEncode(t, hdrID, textLike(FrameSize, 3)))
+	ph := n.blockFile(hdrID)
+	bh, _ := os.ReadFile(ph)
+	bh[fixedHeaderSize] ^= 0x01 // frame 0's stored length: the header CRC fails
+	os.WriteFile(ph, bh, 0o644)
+	if resp, body := do(t, http.MethodGet, nodeURL(n, "/v1/blocks/"+hdrID.String()+"?off=0&len=10"), nil); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("ranged get of a block with a bad header: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, http.MethodHead, nodeURL(n, "/v1/blocks/"+hdrID.String()), nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("head after quarantine: %d, want 404", resp.StatusCode)
+	}
+	if resp, _ := do(t, http.MethodDelete, nodeURL(n, "/v1/blocks/"+hdrID.String()), nil); resp.StatusCode != 200 {
+		t.Fatalf("delete of a quarantined block: %d", resp.StatusCode)
 	}
 
-	// Block 2: scrub finds it.
+	// Block 2 and block 0: scrub finds the frame damage.
 	flip(ids[2], 3)
 	rep, err := n.ScrubNow(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Corrupt) != 1 || rep.Corrupt[0] != ids[2] || rep.Blocks != 1 {
+	if len(rep.Corrupt) != 2 || rep.Corrupt[0] != ids[0] || rep.Corrupt[1] != ids[2] || rep.Blocks != 2 {
 		t.Fatalf("scrub report %+v", rep)
+	}
+	if resp, _ := do(t, http.MethodGet, u, nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("get after scrub quarantined it: %d, want 404", resp.StatusCode)
 	}
 	if got := n.CorruptBlocks(); len(got) != 3 {
 		t.Fatalf("CorruptBlocks = %v", got)
 	}
 	mu.Lock()
-	if len(reported) != 3 {
+	if len(reported) != 4 {
 		t.Fatalf("OnCorrupt saw %v", reported)
 	}
 	mu.Unlock()
-	if v := gaugeValue(t, n, "rwxfs_chunk_corrupt_blocks_total"); v != 3 {
+	if v := gaugeValue(t, n, "rwxfs_chunk_corrupt_blocks_total"); v != 4 {
 		t.Fatalf("corrupt metric %v", v)
 	}
 	if v := gaugeValue(t, n, "rwxfs_chunk_blocks"); v != 0 {
@@ -409,6 +457,58 @@ func TestNodeCorruptBlock(t *testing.T) {
 	}
 	if names, _ := os.ReadDir(filepath.Join(cfg.Dir, quarantineDirName)); len(names) != 2 {
 		t.Fatalf("quarantine holds %d files, want 2", len(names))
+	}
+}
+
+// TestNodeCountsClientFoundCorruption: a PUT that replaces an existing copy
+// with HeaderReplaces: corrupt (a client's read repair after its own
+// verification failed) is counted under source="client"; the same header
+// on a PUT that creates the block, or no header, is not.
+func TestNodeCountsClientFoundCorruption(t *testing.T) {
+	n := testNode(t, nil)
+	id := BlockID{Slice: 12}
+	enc := mustEncode(t, id, textLike(3*FrameSize, 12))
+	put := func(replaces string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPut, nodeURL(n, "/v1/blocks/"+id.String()), bytes.NewReader(enc))
+		if replaces != "" {
+			req.Header.Set(HeaderReplaces, replaces)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("put: %d", resp.StatusCode)
+		}
+	}
+	clientFound := func() float64 {
+		t.Helper()
+		mfs, _ := n.Gatherer().Gather()
+		for _, mf := range mfs {
+			if mf.GetName() != "rwxfs_chunk_corrupt_blocks_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "source" && l.GetValue() == sourceClient {
+						return m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		t.Fatal("no source=client sample")
+		return 0
+	}
+	put(ReplacesCorrupt) // creates: nothing was corrupt here
+	put("")
+	if v := clientFound(); v != 0 {
+		t.Fatalf("client-found corruption %v before any repair, want 0", v)
+	}
+	put(ReplacesCorrupt)
+	if v := clientFound(); v != 1 {
+		t.Fatalf("client-found corruption %v, want 1", v)
 	}
 }
 

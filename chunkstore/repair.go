@@ -24,11 +24,16 @@ import (
 // repairTask asks a repair worker to give block id more good copies.
 type repairTask struct {
 	id   BlockID
-	enc  []byte     // a verified encoding in hand, or nil to read one from a node of from
+	enc  []byte     // a verified encoding in hand, or nil
+	raw  []byte     // verified raw bytes to encode when enc is nil; both nil: read a copy from a node of from
 	from []NodeInfo // nodes believed to hold a good copy
 	to   []NodeInfo // nodes to (re)write; when empty, placement targets not in from, up to want copies
 	want int
 	bad  bool // read repair: the nodes of to hold a corrupt or missing copy
+	// corrupt holds the ids of the nodes of to whose copy failed
+	// verification; their PUT says so (HeaderReplaces), so the node counts
+	// and logs the corruption the client found.
+	corrupt map[string]bool
 }
 
 // enqueueRepair queues t without blocking; when the queue is full the task
@@ -41,12 +46,14 @@ func (c *Client) enqueueRepair(t repairTask) {
 	}
 }
 
-// readRepair queues the rewrite of bad replicas of id from enc, a verified
-// encoding the reader holds (copied, since the reader's buffer is reused).
-func (c *Client) readRepair(id BlockID, enc []byte, bad []NodeInfo) {
-	cp := make([]byte, len(enc))
-	copy(cp, enc)
-	c.enqueueRepair(repairTask{id: id, enc: cp, to: bad, bad: true})
+// readRepair queues the rewrite of bad replicas of id from raw, the
+// verified bytes the reader holds (copied, since the caller owns them; the
+// repair worker encodes them again, which gives a valid block with the same
+// content). corrupt names the nodes of bad whose copy failed verification.
+func (c *Client) readRepair(id BlockID, raw []byte, bad []NodeInfo, corrupt map[string]bool) {
+	cp := make([]byte, len(raw))
+	copy(cp, raw)
+	c.enqueueRepair(repairTask{id: id, raw: cp, to: bad, bad: true, corrupt: corrupt})
 }
 
 // repairWorker runs queued repairs until the client closes.
@@ -76,7 +83,13 @@ func (c *Client) repairWorker() {
 // runRepair carries out t and returns how many replicas it wrote.
 func (c *Client) runRepair(ctx context.Context, t repairTask) (int, error) {
 	enc := t.enc
-	if enc == nil {
+	switch {
+	case enc == nil && t.raw != nil:
+		var err error
+		if enc, err = EncodeBlock(t.id, t.raw); err != nil {
+			return 0, err
+		}
+	case enc == nil:
 		var err error
 		enc, _, err = c.fetchVerified(ctx, t.id, t.from)
 		if err != nil {
@@ -92,7 +105,11 @@ func (c *Client) runRepair(ctx context.Context, t repairTask) (int, error) {
 	for _, n := range to {
 		// A node's PUT replaces whatever file it had (atomic rename), so a
 		// corrupt copy is overwritten without a window with no copy.
-		if err := c.putTo(ctx, n, t.id, enc); err != nil {
+		replaces := ""
+		if t.corrupt[n.ID] {
+			replaces = ReplacesCorrupt
+		}
+		if err := c.putToReplacing(ctx, n, t.id, enc, replaces); err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -91,13 +91,12 @@ func (n *Node) scrub(ctx context.Context, lim *rate.Limiter) (ScrubReport, error
 			rep.Blocks++
 			rep.Bytes += int64(len(buf))
 			rep.Corrupt = append(rep.Corrupt, id)
-			n.corruptFound(id, err, "scrub")
+			n.corruptFound(id, err, sourceScrub)
 		default:
 			rep.Errors++
 			n.log.Error("chunk node: scrub cannot read block", "block", id.String(), "err", err)
 		}
 	}
 	n.metrics.scrubRuns.Inc()
-	n.metrics.blocks.Set(float64(len(ids) - len(rep.Corrupt)))
 	return rep, nil
 }

@@ -49,6 +49,7 @@ or tool; run "rwxfs help COMMAND" for its flags.`,
 			volumeCommand(),
 			fsckCommand(),
 			etcdCommand(),
+			gcCommand(),
 			chunkCommand(),
 		},
 	}

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/rwxfs/rwxfs/chunkstore"
 	"github.com/rwxfs/rwxfs/internal/testenv"
+	"github.com/rwxfs/rwxfs/metadata"
 	"github.com/urfave/cli/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -201,4 +204,68 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// "rwxfs gc --once" drains the deletion queue: the blocks of an unlinked
+// file leave the node, a live file's stay.
+func TestGCCommand(t *testing.T) {
+	e := testenv.StartEtcd(t)
+	cli := e.Client()
+	ctx := context.Background()
+	const prefix = "/gc/"
+	if _, err := metadata.Format(ctx, cli, prefix); err != nil {
+		t.Fatal(err)
+	}
+	store, err := metadata.Open(ctx, cli, prefix, metadata.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	vol, err := store.CreateVolume(ctx, metadata.VolumeSpec{Name: "v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.StartChunkNodes(t, cli, prefix, 1)
+	ccfg := chunkstore.SingleNodeClientConfig()
+	ccfg.Etcd, ccfg.Prefix = cli, prefix
+	cl, err := chunkstore.NewClient(ctx, ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	blocks := map[string]chunkstore.BlockID{}
+	for _, name := range []string{"dead", "live"} {
+		a, _, err := store.Create(ctx, metadata.RootCred, vol.Root, name, 0o644, metadata.CreateGuarded, [8]byte{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := store.NewSliceID(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := chunkstore.BlockID{Slice: id}
+		if err := cl.Put(ctx, b, []byte(name+" data")); err != nil {
+			t.Fatal(err)
+		}
+		n := uint32(len(name) + 5)
+		if _, err := store.CommitSlice(ctx, metadata.WriteReq{Ino: a.Ino, Slice: metadata.Slice{ID: id, Size: n, Len: n}}); err != nil {
+			t.Fatal(err)
+		}
+		blocks[name] = b
+	}
+	if err := store.Unlink(ctx, metadata.RootCred, vol.Root, "dead"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runApp(t, "gc", "--etcd", e.Endpoint, "--prefix", prefix, "--once", "--grace", "0s"); err != nil {
+		t.Fatalf("rwxfs gc --once: %v\n%s", err, out)
+	}
+	if _, err := cl.Get(ctx, blocks["dead"], nil); !errors.Is(err, chunkstore.ErrBlockNotFound) {
+		t.Errorf("block of the unlinked file: %v, want ErrBlockNotFound", err)
+	}
+	if got, err := cl.Get(ctx, blocks["live"], nil); err != nil || string(got) != "live data" {
+		t.Errorf("block of the live file: %q, %v", got, err)
+	}
+	if ents, err := store.ListGC(ctx, 10); err != nil || len(ents) != 0 {
+		t.Errorf("deletion queue after gc: %d entries, %v", len(ents), err)
+	}
 }
