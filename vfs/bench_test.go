@@ -8,6 +8,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rwxfs/rwxfs/internal/testenv"
 	"github.com/rwxfs/rwxfs/metadata"
@@ -85,6 +86,7 @@ func BenchmarkSeqRead(b *testing.B) {
 			writeSeq(b, s.VFS, f.Ino, size, pattern(ioSize))
 			ctx := context.Background()
 			b.SetBytes(int64(size))
+			var cpu time.Duration
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				// A fresh instance each time: nothing cached.
@@ -96,6 +98,7 @@ func BenchmarkSeqRead(b *testing.B) {
 				}
 				buf := make([]byte, ioSize)
 				b.StartTimer()
+				cpu0 := processCPU()
 				for off := 0; off < size; {
 					n, _, err := h.Read(ctx, uint64(off), buf)
 					if err != nil || n == 0 {
@@ -103,13 +106,23 @@ func BenchmarkSeqRead(b *testing.B) {
 					}
 					off += n
 				}
+				cpu += processCPU() - cpu0
 				b.StopTimer()
 				h.Release(ctx)
 				in.Close(b)
 				b.StartTimer()
 			}
+			// CPU per byte (whole process: client, nodes, etcd) does not
+			// depend on what else the machine runs, unlike MB/s.
+			b.ReportMetric(float64(size)*float64(b.N)/cpu.Seconds()/1e6, "MB/cpu-s")
 		})
 	}
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 const randFile = 64 << 20

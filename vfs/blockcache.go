@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rwxfs/rwxfs/chunkstore"
 )
@@ -11,26 +12,75 @@ import (
 // blockCache is a bytes-bounded LRU of decoded blocks keyed by BlockID.
 // Blocks are immutable, so entries are never invalidated, only evicted.
 // Concurrent misses on one block share one fetch.
+//
+// Readers hold a reference on the block they copy from (get returns it,
+// release drops it), so the bytes of an evicted block are not reused while
+// someone reads them; the buffer of a full-size block goes back to a pool
+// for the next fetch once it is neither cached nor referenced. A sequential
+// reader therefore runs without allocating block buffers.
 type blockCache struct {
 	limit int64
+	bufs  sync.Pool // *[]byte of capacity MaxBlockSize
 	mu    struct {
 		sync.Mutex
 		size     int64
-		lru      *list.List // front = most recent; values *blockEntry
+		lru      *list.List // front = most recent; values *cachedBlock
 		m        map[chunkstore.BlockID]*list.Element
 		inflight map[chunkstore.BlockID]*blockCall
 	}
 }
 
-type blockEntry struct {
-	id   chunkstore.BlockID
-	data []byte
+// cachedBlock is one decoded block; data is immutable until freed. A
+// reference is taken under the cache's mutex, or from another one; it is
+// dropped without the mutex unless it was the last one of an evicted block
+// (so that a hit costs one lock).
+type cachedBlock struct {
+	id     chunkstore.BlockID
+	data   []byte
+	refs   atomic.Int32 // readers holding it
+	cached atomic.Bool  // in the LRU; cleared under the cache's mutex
+	freed  bool         // buffer recycled; guarded by the cache's mutex
+}
+
+// freeLocked recycles b's buffer if no one can reach it any more, once.
+func (c *blockCache) freeLocked(b *cachedBlock) []byte {
+	if b.freed || b.cached.Load() || b.refs.Load() != 0 {
+		return nil
+	}
+	b.freed = true
+	return b.data
 }
 
 type blockCall struct {
-	done chan struct{}
-	data []byte
-	err  error
+	done    chan struct{}
+	waiters int  // callers waiting, each given a reference at completion
+	settled bool // done is (being) closed: waiters own their references
+	blk     *cachedBlock
+	err     error
+}
+
+// buf returns an empty buffer of capacity at least n, from the pool when n
+// is a full block.
+func (c *blockCache) buf(n int) []byte {
+	if n == chunkstore.MaxBlockSize {
+		if bp, ok := c.bufs.Get().(*[]byte); ok {
+			return (*bp)[:0]
+		}
+	}
+	return make([]byte, 0, n)
+}
+
+// recycle gives a buffer no one references back to the pool.
+func (c *blockCache) recycle(b []byte) {
+	if cap(b) == chunkstore.MaxBlockSize {
+		b = b[:0]
+		c.bufs.Put(&b)
+	}
+}
+
+// sameArray reports whether a and b share their first element's storage.
+func sameArray(a, b []byte) bool {
+	return cap(a) > 0 && cap(b) > 0 && &a[:1][0] == &b[:1][0]
 }
 
 func newBlockCache(limit int64) *blockCache {
@@ -49,23 +99,52 @@ func (c *blockCache) has(id chunkstore.BlockID) bool {
 	return ok || busy
 }
 
-// get returns the block from the cache or from fetch (called once for
-// concurrent callers). hit reports a cache hit.
-func (c *blockCache) get(ctx context.Context, id chunkstore.BlockID, fetch func(context.Context) ([]byte, error)) (data []byte, hit bool, err error) {
+// lookup returns a reference to a cached block, or nil.
+func (c *blockCache) lookup(id chunkstore.BlockID) *cachedBlock {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.mu.m[id]; ok {
+		c.mu.lru.MoveToFront(e)
+		b := e.Value.(*cachedBlock)
+		b.refs.Add(1)
+		return b
+	}
+	return nil
+}
+
+// get returns a reference to the block, from the cache or from fetch
+// (called once for concurrent callers, with a buffer to decode into; it
+// returns the block's bytes, in that buffer or not). The caller must
+// release the block. hit reports a cache hit; fetched reports that this
+// caller ran fetch.
+func (c *blockCache) get(ctx context.Context, id chunkstore.BlockID, size int, fetch func(ctx context.Context, buf []byte) ([]byte, error)) (b *cachedBlock, hit, fetched bool, err error) {
 	c.mu.Lock()
 	if e, ok := c.mu.m[id]; ok {
 		c.mu.lru.MoveToFront(e)
-		data := e.Value.(*blockEntry).data
+		b := e.Value.(*cachedBlock)
+		b.refs.Add(1)
 		c.mu.Unlock()
-		return data, true, nil
+		return b, true, false, nil
 	}
 	if call, ok := c.mu.inflight[id]; ok {
+		call.waiters++
 		c.mu.Unlock()
 		select {
 		case <-call.done:
-			return call.data, false, call.err
+			return call.blk, false, false, call.err
 		case <-ctx.Done():
-			return nil, false, ctx.Err()
+			c.mu.Lock()
+			if !call.settled {
+				call.waiters--
+				c.mu.Unlock()
+				return nil, false, false, ctx.Err()
+			}
+			c.mu.Unlock()
+			<-call.done
+			if call.err == nil {
+				c.release(call.blk)
+			}
+			return nil, false, false, ctx.Err()
 		}
 	}
 	call := &blockCall{done: make(chan struct{})}
@@ -73,22 +152,58 @@ func (c *blockCache) get(ctx context.Context, id chunkstore.BlockID, fetch func(
 	c.mu.Unlock()
 
 	// The fetch is shared, so it must not die with one caller's context.
-	call.data, call.err = fetch(context.WithoutCancel(ctx))
+	buf := c.buf(size)
+	data, err := fetch(context.WithoutCancel(ctx), buf)
+	if err != nil || !sameArray(data, buf) {
+		c.recycle(buf)
+	}
 
+	var free [][]byte
 	c.mu.Lock()
 	delete(c.mu.inflight, id)
-	if call.err == nil && int64(len(call.data)) <= c.limit {
-		c.mu.m[id] = c.mu.lru.PushFront(&blockEntry{id: id, data: call.data})
-		c.mu.size += int64(len(call.data))
-		for c.mu.size > c.limit {
-			back := c.mu.lru.Back()
-			e := back.Value.(*blockEntry)
-			c.mu.lru.Remove(back)
-			delete(c.mu.m, e.id)
-			c.mu.size -= int64(len(e.data))
+	call.settled = true
+	call.err = err
+	if err == nil {
+		b = &cachedBlock{id: id, data: data}
+		b.refs.Store(int32(1 + call.waiters))
+		call.blk = b
+		if int64(len(data)) <= c.limit {
+			b.cached.Store(true)
+			c.mu.m[id] = c.mu.lru.PushFront(b)
+			c.mu.size += int64(len(data))
+			for c.mu.size > c.limit {
+				back := c.mu.lru.Back()
+				old := back.Value.(*cachedBlock)
+				c.mu.lru.Remove(back)
+				delete(c.mu.m, old.id)
+				c.mu.size -= int64(len(old.data))
+				old.cached.Store(false)
+				if d := c.freeLocked(old); d != nil {
+					free = append(free, d)
+				}
+			}
 		}
 	}
 	c.mu.Unlock()
 	close(call.done)
-	return call.data, false, call.err
+	for _, d := range free {
+		c.recycle(d)
+	}
+	return b, false, true, err
+}
+
+// acquire takes another reference on b (which the caller holds).
+func (c *blockCache) acquire(b *cachedBlock) { b.refs.Add(1) }
+
+// release drops a reference taken by get, lookup or acquire.
+func (c *blockCache) release(b *cachedBlock) {
+	if b.refs.Add(-1) != 0 || b.cached.Load() {
+		return // the evictor frees it if it sees no references
+	}
+	c.mu.Lock()
+	d := c.freeLocked(b)
+	c.mu.Unlock()
+	if d != nil {
+		c.recycle(d)
+	}
 }

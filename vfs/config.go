@@ -31,7 +31,14 @@ type Config struct {
 	UploadConcurrency int
 	// BlockCacheBytes bounds the decoded-block cache.
 	BlockCacheBytes int64
-	// Readahead is the most bytes prefetched ahead of a sequential reader.
+	// DiskCacheDir is the folder of the local disk cache of blocks (one
+	// instance per folder; it is created if missing).
+	DiskCacheDir string
+	// DiskCacheBytes bounds the disk cache's files in total; 0 turns the
+	// disk cache off.
+	DiskCacheBytes int64
+	// Readahead is the most bytes prefetched ahead of a sequential reader
+	// (at most half of BlockCacheBytes is used).
 	Readahead int64
 	// ReadaheadWorkers bounds the block fetches readahead runs at once.
 	ReadaheadWorkers int
@@ -61,7 +68,7 @@ func DefaultConfig() Config {
 		UploadConcurrency: 8,
 		BlockCacheBytes:   256 << 20,
 		Readahead:         64 << 20,
-		ReadaheadWorkers:  16,
+		ReadaheadWorkers:  4,
 		CatchUpTimeout:    2 * time.Second,
 		CompactThreshold:  32,
 	}
@@ -82,6 +89,10 @@ func (c Config) Validate() error {
 		return errors.New("vfs: FlushWorkers, UploadConcurrency and ReadaheadWorkers must be at least 1")
 	case c.BlockCacheBytes < 0 || c.Readahead < 0:
 		return errors.New("vfs: BlockCacheBytes and Readahead must not be negative")
+	case c.DiskCacheBytes < 0:
+		return errors.New("vfs: DiskCacheBytes must not be negative")
+	case c.DiskCacheBytes > 0 && c.DiskCacheDir == "":
+		return errors.New("vfs: DiskCacheBytes needs DiskCacheDir")
 	case c.CatchUpTimeout <= 0:
 		return errors.New("vfs: CatchUpTimeout must be positive")
 	case c.CompactThreshold < 0 || c.CompactThreshold == 1:

@@ -52,7 +52,11 @@
 // Attributes per inode and slice lists per (inode, chunk), dropped by the
 // watch and updated by the instance's own commits; decoded blocks in a
 // bytes-bounded LRU keyed by block id, never invalidated (blocks are
-// immutable). Sequential readers get readahead. No lock is held across
+// immutable), and optionally (Config.DiskCacheBytes) the same blocks in a
+// bytes-bounded folder on local disk, each file checked by CRC32C before
+// use so that a torn or corrupt file is refetched, never served.
+// Sequential readers get readahead; a small random read of a block in
+// neither cache fetches only the frames it needs. No lock is held across
 // network I/O on the read path, so readers of one file run in parallel.
 //
 // # Quotas

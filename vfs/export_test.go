@@ -15,3 +15,20 @@ func WatchFrom(c *Config, rev int64) { c.watchFrom = rev }
 
 // CacheDrops is how often the watch dropped every cache.
 func CacheDrops(v *VFS) int64 { return v.w.drops.Load() }
+
+// DiskCacheStats are the disk cache's counters: hits, files that failed
+// their check, files written, blocks dropped because the queue was full.
+func DiskCacheStats(v *VFS) (hits, corrupt, writes, dropped int64) {
+	d := v.disk
+	return d.hits.Load(), d.corrupt.Load(), d.writes.Load(), d.dropped.Load()
+}
+
+// WaitDiskCache waits until the disk cache has written what it queued.
+func WaitDiskCache(v *VFS) { v.disk.pending.Wait() }
+
+// CachedBlocks is how many blocks the memory cache holds.
+func CachedBlocks(v *VFS) int {
+	v.blocks.mu.Lock()
+	defer v.blocks.mu.Unlock()
+	return len(v.blocks.mu.m)
+}

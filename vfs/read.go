@@ -39,6 +39,9 @@ func (v *VFS) read(ctx context.Context, a Attr, off uint64, buf []byte) (int, bo
 		return 0, false, fmt.Errorf("read %d: not a regular file: %w", a.Ino, metadata.ErrInvalid)
 	}
 	f := v.lockedFile(a.Ino) // a live one, so that its commitGen is the one flushes bump
+	// A read that does not continue the previous one may fetch only the
+	// frames it needs of a block that is not cached (see readSlice).
+	random := off != f.mu.seqNext
 	f.mu.Unlock()
 	for {
 		size, gen, err := v.localSize(ctx, f)
@@ -50,7 +53,7 @@ func (v *VFS) read(ctx context.Context, a Attr, off uint64, buf []byte) (int, bo
 		}
 		n := int(min(uint64(len(buf)), size-off))
 		dst := buf[:n]
-		if err := v.readCommitted(ctx, a.Ino, off, dst); err != nil {
+		if err := v.readCommitted(ctx, a.Ino, off, dst, random); err != nil {
 			return 0, false, fmt.Errorf("read %d: %w", a.Ino, err)
 		}
 		f.mu.Lock()
@@ -64,7 +67,7 @@ func (v *VFS) read(ctx context.Context, a Attr, off uint64, buf []byte) (int, bo
 		f.mu.lastUse = time.Now()
 		f.mu.Unlock()
 		if raTo > raFrom {
-			v.readahead(a.Ino, raFrom, raTo)
+			v.prefetch(a.Ino, raFrom, raTo)
 		}
 		v.m.bytesRead.Add(float64(n))
 		return n, off+uint64(n) >= size, nil
@@ -82,10 +85,10 @@ func (v *VFS) readPatternLocked(f *file, off, n, size uint64) (from, to uint64) 
 	}
 	end := off + n
 	f.mu.seqNext = end
-	if f.mu.seqRun < 1 || v.cfg.Readahead == 0 {
+	ra := uint64(v.readahead)
+	if f.mu.seqRun < 1 || ra == 0 {
 		return 0, 0
 	}
-	ra := uint64(v.cfg.Readahead)
 	if f.mu.raNext > end && f.mu.raNext-end >= ra/2 {
 		return 0, 0
 	}
@@ -119,9 +122,8 @@ func (v *VFS) sliceList(ctx context.Context, ino Ino, chunk uint32) (*sliceEntry
 }
 
 // readCommitted fills dst with the committed bytes of ino at off (zeros for
-// holes).
-func (v *VFS) readCommitted(ctx context.Context, ino Ino, off uint64, dst []byte) error {
-	clear(dst)
+// holes). random allows range reads of uncached blocks (see readSlice).
+func (v *VFS) readCommitted(ctx context.Context, ino Ino, off uint64, dst []byte, random bool) error {
 	end := off + uint64(len(dst))
 	for c := off / metadata.ChunkSize; c*metadata.ChunkSize < end; c++ {
 		base := c * metadata.ChunkSize
@@ -131,7 +133,7 @@ func (v *VFS) readCommitted(ctx context.Context, ino Ino, off uint64, dst []byte
 			if err != nil {
 				return err
 			}
-			err = v.readPieces(ctx, e.resolved, lo, hi, dst[base+lo-off:base+hi-off])
+			err = v.readPieces(ctx, e.resolved, lo, hi, dst[base+lo-off:base+hi-off], random)
 			if err == nil {
 				break
 			}
@@ -142,59 +144,131 @@ func (v *VFS) readCommitted(ctx context.Context, ino Ino, off uint64, dst []byte
 				return err
 			}
 			v.slices.invalidate(chunkKey{ino, uint32(c)})
-			clear(dst[base+lo-off : base+hi-off])
 		}
 	}
 	return nil
 }
 
-// readPieces copies chunk range [lo, hi) of resolved pieces into dst.
-func (v *VFS) readPieces(ctx context.Context, pieces []metadata.Slice, lo, hi uint64, dst []byte) error {
+// readPieces copies chunk range [lo, hi) of resolved pieces into dst, and
+// zeros where no piece lies (holes). random allows range reads of uncached
+// blocks (see readSlice).
+func (v *VFS) readPieces(ctx context.Context, pieces []metadata.Slice, lo, hi uint64, dst []byte, random bool) error {
 	i := sort.Search(len(pieces), func(k int) bool { return uint64(pieces[k].Pos)+uint64(pieces[k].Len) > lo })
+	done := lo // dst is filled up to here
 	for ; i < len(pieces) && uint64(pieces[i].Pos) < hi; i++ {
 		p := pieces[i]
 		a, b := max(lo, uint64(p.Pos)), min(hi, uint64(p.Pos)+uint64(p.Len))
 		if a >= b {
 			continue
 		}
+		if a > done {
+			clear(dst[done-lo : a-lo])
+		}
 		sliceOff := uint64(p.Off) + a - uint64(p.Pos)
-		if err := v.readSlice(ctx, p.ID, p.Size, sliceOff, dst[a-lo:b-lo]); err != nil {
+		if err := v.readSlice(ctx, p.ID, p.Size, sliceOff, dst[a-lo:b-lo], random); err != nil {
 			return err
 		}
+		done = max(done, b)
+	}
+	if hi > done {
+		clear(dst[done-lo:])
 	}
 	return nil
 }
 
+// rangeReadMax is the largest read of one block served by a range read
+// (only the frames covering it travel) rather than by fetching and caching
+// the whole block.
+const rangeReadMax = chunkstore.MaxBlockSize / 8
+
 // readSlice copies bytes [off, off+len(dst)) of slice id (size bytes long)
-// into dst, block by block through the cache.
-func (v *VFS) readSlice(ctx context.Context, id uint64, size uint32, off uint64, dst []byte) error {
+// into dst, block by block through the cache. With random set, a small
+// piece of a large block that is in neither cache is read with
+// Client.GetRange the first time (a random reader need not pay for 4 MiB
+// to read 4 KiB); a block read that way again is fetched whole and cached.
+func (v *VFS) readSlice(ctx context.Context, id uint64, size uint32, off uint64, dst []byte, random bool) error {
 	for len(dst) > 0 {
-		idx := off / chunkstore.MaxBlockSize
-		in := off % chunkstore.MaxBlockSize
-		data, err := v.block(ctx, id, size, uint32(idx))
-		if err != nil {
-			return err
+		idx := uint32(off / chunkstore.MaxBlockSize)
+		in := int(off % chunkstore.MaxBlockSize)
+		bl := blockLen(size, idx)
+		if in >= bl {
+			return fmt.Errorf("slice %d block %d has %d bytes, want offset %d: %w", id, idx, bl, in, metadata.ErrCorrupt)
 		}
-		if in >= uint64(len(data)) {
-			return fmt.Errorf("slice %d block %d has %d bytes, want offset %d: %w", id, idx, len(data), in, metadata.ErrCorrupt)
+		n := min(len(dst), bl-in)
+		bid := chunkstore.BlockID{Slice: id, Index: idx}
+		b := v.blocks.lookup(bid)
+		if b != nil {
+			v.m.cacheHits.Inc()
+		} else {
+			if random && n <= rangeReadMax && 4*n <= bl && !v.blocks.has(bid) && !v.disk.has(bid) && v.firstRangeRead(bid) {
+				raw, err := v.cs.GetRange(ctx, bid, in, n)
+				if err != nil {
+					return err
+				}
+				if len(raw) != n {
+					return fmt.Errorf("block %s range [%d,+%d): %d bytes: %w", bid, in, n, len(raw), metadata.ErrCorrupt)
+				}
+				v.m.rangeReads.Inc()
+				copy(dst, raw)
+				dst = dst[n:]
+				off += uint64(n)
+				continue
+			}
+			var err error
+			if b, err = v.block(ctx, id, size, idx); err != nil {
+				return err
+			}
 		}
-		n := copy(dst, data[in:])
+		if len(b.data) != bl {
+			v.blocks.release(b)
+			return fmt.Errorf("block %s has %d bytes, want %d: %w", bid, len(b.data), bl, metadata.ErrCorrupt)
+		}
+		copy(dst, b.data[in:in+n])
+		v.blocks.release(b)
 		dst = dst[n:]
 		off += uint64(n)
 	}
 	return nil
 }
 
+// firstRangeRead records a range read of block id and reports whether it
+// is the first one remembered (a small set, forgotten when it fills).
+func (v *VFS) firstRangeRead(id chunkstore.BlockID) bool {
+	v.ranged.Lock()
+	defer v.ranged.Unlock()
+	if _, ok := v.ranged.m[id]; ok {
+		delete(v.ranged.m, id)
+		return false
+	}
+	if len(v.ranged.m) >= 4096 {
+		clear(v.ranged.m)
+	}
+	v.ranged.m[id] = struct{}{}
+	return true
+}
+
 func blockLen(size uint32, idx uint32) int {
 	return int(min(uint64(chunkstore.MaxBlockSize), uint64(size)-uint64(idx)*chunkstore.MaxBlockSize))
 }
 
-// block returns block idx of slice id (of size bytes) from the cache or the
-// chunk nodes.
-func (v *VFS) block(ctx context.Context, id uint64, size uint32, idx uint32) ([]byte, error) {
+// block returns a reference to block idx of slice id (of size bytes) from
+// the memory cache, the disk cache or the chunk nodes; the caller releases
+// it. A block fetched from the chunk nodes is also written to the disk
+// cache (in the background).
+func (v *VFS) block(ctx context.Context, id uint64, size uint32, idx uint32) (*cachedBlock, error) {
 	bid := chunkstore.BlockID{Slice: id, Index: idx}
-	data, hit, err := v.blocks.get(ctx, bid, func(ctx context.Context) ([]byte, error) {
-		return v.cs.Get(ctx, bid, make([]byte, 0, blockLen(size, idx)))
+	want := blockLen(size, idx)
+	fromDisk := false
+	b, hit, fetched, err := v.blocks.get(ctx, bid, want, func(ctx context.Context, buf []byte) ([]byte, error) {
+		if data, ok := v.disk.read(bid, want, buf); ok {
+			fromDisk = true
+			return data, nil
+		}
+		data, err := v.cs.Get(ctx, bid, buf)
+		if err == nil && len(data) != want {
+			return nil, fmt.Errorf("block %s has %d bytes, want %d: %w", bid, len(data), want, metadata.ErrCorrupt)
+		}
+		return data, err
 	})
 	if hit {
 		v.m.cacheHits.Inc()
@@ -204,16 +278,21 @@ func (v *VFS) block(ctx context.Context, id uint64, size uint32, idx uint32) ([]
 	if err != nil {
 		return nil, err
 	}
-	if len(data) != blockLen(size, idx) {
-		return nil, fmt.Errorf("block %s has %d bytes, want %d: %w", bid, len(data), blockLen(size, idx), metadata.ErrCorrupt)
+	if len(b.data) != want {
+		v.blocks.release(b)
+		return nil, fmt.Errorf("block %s has %d bytes, want %d: %w", bid, len(b.data), want, metadata.ErrCorrupt)
 	}
-	return data, nil
+	if fetched && !fromDisk && v.disk != nil {
+		v.blocks.acquire(b)
+		v.disk.store(b, v.blocks.release)
+	}
+	return b, nil
 }
 
-// readahead prefetches the blocks of ino's file range [from, to) in the
+// prefetch prefetches the blocks of ino's file range [from, to) in the
 // background, at most ReadaheadWorkers blocks at a time; blocks cached or
 // being fetched are skipped.
-func (v *VFS) readahead(ino Ino, from, to uint64) {
+func (v *VFS) prefetch(ino Ino, from, to uint64) {
 	v.goBackground(func() {
 		for c := from / metadata.ChunkSize; c*metadata.ChunkSize < to; c++ {
 			e, err := v.sliceList(v.ctx, ino, uint32(c))
@@ -242,7 +321,9 @@ func (v *VFS) readahead(ino Ino, from, to uint64) {
 					id, size, idx := p.ID, p.Size, uint32(idx)
 					if !v.goBackground(func() {
 						defer func() { <-v.raSem }()
-						v.block(v.ctx, id, size, idx)
+						if b, err := v.block(v.ctx, id, size, idx); err == nil {
+							v.blocks.release(b)
+						}
 					}) {
 						<-v.raSem
 						return

@@ -43,13 +43,24 @@ type VFS struct {
 	wg        sync.WaitGroup
 	kick      chan struct{} // wakes the flusher early
 	raSem     chan struct{} // bounds readahead fetches
+	// readahead is Config.Readahead clamped to half the block cache: blocks
+	// prefetched further ahead would be evicted before the reader gets to
+	// them and fetched twice (no readahead without a block cache).
+	readahead int64
 	compactQ  chan chunkKey
 
 	attrs  attrCache
 	q      quotas
 	slices sliceCache
 	blocks *blockCache
+	disk   *diskCache // nil when off
 	w      watcher
+
+	// ranged remembers blocks read by range (see firstRangeRead).
+	ranged struct {
+		sync.Mutex
+		m map[chunkstore.BlockID]struct{}
+	}
 
 	mu struct {
 		sync.Mutex
@@ -82,11 +93,12 @@ func New(ctx context.Context, md *metadata.Store, cs *chunkstore.Client, cfg Con
 	}
 	v := &VFS{
 		cfg: cfg, md: md, cs: cs, log: log, m: m,
-		closing:  make(chan struct{}),
-		kick:     make(chan struct{}, 1),
-		raSem:    make(chan struct{}, cfg.ReadaheadWorkers),
-		compactQ: make(chan chunkKey, 256),
-		blocks:   newBlockCache(cfg.BlockCacheBytes),
+		closing:   make(chan struct{}),
+		kick:      make(chan struct{}, 1),
+		raSem:     make(chan struct{}, cfg.ReadaheadWorkers),
+		compactQ:  make(chan chunkKey, 256),
+		blocks:    newBlockCache(cfg.BlockCacheBytes),
+		readahead: min(cfg.Readahead, cfg.BlockCacheBytes/2),
 	}
 	if _, err := rand.Read(v.verf[:]); err != nil {
 		return nil, err
@@ -96,6 +108,12 @@ func New(ctx context.Context, md *metadata.Store, cs *chunkstore.Client, cfg Con
 		return nil, err
 	}
 	v.q.id = hex.EncodeToString(id[:])
+	v.ranged.m = map[chunkstore.BlockID]struct{}{}
+	if cfg.DiskCacheBytes > 0 {
+		if v.disk, err = openDiskCache(cfg.DiskCacheDir, cfg.DiskCacheBytes, log); err != nil {
+			return nil, err
+		}
+	}
 	v.attrs.init()
 	v.slices.init()
 	v.mu.files = map[Ino]*file{}
@@ -104,6 +122,13 @@ func New(ctx context.Context, md *metadata.Store, cs *chunkstore.Client, cfg Con
 	if err := v.startWatch(ctx); err != nil {
 		v.cancel()
 		return nil, err
+	}
+	if v.disk != nil {
+		v.wg.Add(1)
+		go func() {
+			defer v.wg.Done()
+			v.disk.run()
+		}()
 	}
 	v.wg.Add(1)
 	go v.flusher()
@@ -137,6 +162,9 @@ func (v *VFS) shutdown() {
 	close(v.closing)
 	v.bg.Unlock()
 	v.cancel()
+	if v.disk != nil {
+		v.disk.close()
+	}
 	v.dirty.Lock()
 	v.dirty.cond.Broadcast()
 	v.dirty.Unlock()
@@ -182,6 +210,7 @@ type metrics struct {
 	flushErrors              prometheus.Counter
 	cacheHits, cacheMisses   prometheus.Counter
 	readaheads, compactions  prometheus.Counter
+	rangeReads               prometheus.Counter
 	staleDrops, waitCatchups prometheus.Counter
 	dirty                    prometheus.Gauge
 }
@@ -199,6 +228,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		cacheHits:    c("block_cache_hits_total", "Block reads served from the cache."),
 		cacheMisses:  c("block_cache_misses_total", "Block reads fetched from chunk nodes."),
 		readaheads:   c("readahead_blocks_total", "Blocks prefetched by readahead."),
+		rangeReads:   c("range_reads_total", "Small reads of uncached blocks served by a range read."),
 		compactions:  c("compactions_total", "Chunks compacted."),
 		staleDrops:   c("cache_drops_total", "Whole-cache drops (compacted or broken watch)."),
 		waitCatchups: c("catchup_waits_total", "Opens that waited for the watch to catch up."),
@@ -206,7 +236,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	if reg != nil {
 		for _, col := range []prometheus.Collector{m.bytesWritten, m.bytesRead, m.flushes, m.commits, m.flushErrors,
-			m.cacheHits, m.cacheMisses, m.readaheads, m.compactions, m.staleDrops, m.waitCatchups, m.dirty} {
+			m.cacheHits, m.cacheMisses, m.readaheads, m.rangeReads, m.compactions, m.staleDrops, m.waitCatchups, m.dirty} {
 			if err := reg.Register(col); err != nil {
 				return nil, fmt.Errorf("vfs: register metrics: %w", err)
 			}

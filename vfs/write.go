@@ -471,7 +471,7 @@ func (v *VFS) mergeChunk(ctx context.Context, ino Ino, c uint32, l []*extent) (*
 		return nil, nil, err
 	}
 	buf := make([]byte, hi-lo)
-	if err := v.readPieces(ctx, metadata.Resolve(base), uint64(lo), uint64(hi), buf); err != nil {
+	if err := v.readPieces(ctx, metadata.Resolve(base), uint64(lo), uint64(hi), buf, false); err != nil {
 		return nil, nil, err
 	}
 	for _, e := range l {
