@@ -23,8 +23,8 @@ run() { echo "\$ $*"; "$@" 2>&1 | grep -E '^(Benchmark|ok|FAIL|PASS)|MB/s|copied
 	run go test -run '^$' -bench 'Create|GetAttr|Lookup|Rename|Etcd' -benchtime 2000x ./metadata/
 	if [ "$big" = 1 ]; then
 		run go test -run '^$' -bench 'ReadDir' -benchtime 2s -timeout 30m ./metadata/
-		run go test -run '^$' -bench 'Seq' -benchtime 1x -vfs.big ./vfs/
-		run go test -run '^$' -bench 'SmallFiles' -benchtime 1x -vfs.big ./vfs/
+		run go test ./vfs/ -run '^$' -bench 'Seq' -benchtime 1x -vfs.big
+		run go test ./vfs/ -run '^$' -bench 'SmallFiles' -benchtime 1x -vfs.big
 	else
 		run go test -run '^$' -bench 'ReadDir1000$' -benchtime 2s ./metadata/
 		run go test -run '^$' -bench 'Seq' -benchtime 1x ./vfs/
