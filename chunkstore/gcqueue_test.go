@@ -12,6 +12,7 @@ import (
 	"github.com/rwxfs/rwxfs/chunkstore"
 	"github.com/rwxfs/rwxfs/internal/testenv"
 	"github.com/rwxfs/rwxfs/metadata"
+	"github.com/rwxfs/rwxfs/vfs"
 )
 
 // drainEnv is a real metadata store and real chunk nodes on one embedded
@@ -121,7 +122,7 @@ func (e *drainEnv) copies(id chunkstore.BlockID) int {
 func TestDrainQueueDeletesUnlinkedBlocks(t *testing.T) {
 	e := newDrainEnv(t, 4)
 	ctx := context.Background()
-	q := testenv.DeleteQueue{Store: e.store}
+	q := vfs.DeleteQueue{Store: e.store}
 	dead, _ := e.writeFile("dead", 2*chunkstore.MaxBlockSize+1000) // 3 blocks
 	live, _ := e.writeFile("live", chunkstore.MaxBlockSize+1)      // 2 blocks
 	for id := range dead {

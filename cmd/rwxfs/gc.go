@@ -9,6 +9,7 @@ import (
 
 	"github.com/rwxfs/rwxfs/chunkstore"
 	"github.com/rwxfs/rwxfs/metadata"
+	"github.com/rwxfs/rwxfs/vfs"
 	"github.com/urfave/cli/v2"
 )
 
@@ -54,7 +55,7 @@ nothing. With --once it runs one round with a full collection and exits.`,
 			}
 			defer cl.Close()
 			grace, every := c.Duration("grace"), c.Int("full-every")
-			q := metaDeleteQueue{store: store}
+			q := vfs.DeleteQueue{Store: store}
 			for round := 0; ; round++ {
 				full := c.Bool("once") || (every > 0 && round%every == 0)
 				if err := gcRound(ctx, log, cl, q, store, grace, full); err != nil && c.Bool("once") {

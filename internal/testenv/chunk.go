@@ -8,38 +8,8 @@ import (
 	"time"
 
 	"github.com/rwxfs/rwxfs/chunkstore"
-	"github.com/rwxfs/rwxfs/metadata"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
-
-// DeleteQueue adapts a metadata store's deletion queue (ListGC, AckGC) to
-// chunkstore.DeleteQueue, which chunkstore defines so as not to import
-// metadata. cmd/rwxfs has the same adapter for production.
-type DeleteQueue struct{ Store *metadata.Store }
-
-var _ chunkstore.DeleteQueue = DeleteQueue{}
-
-// NextDeletes implements chunkstore.DeleteQueue.
-func (q DeleteQueue) NextDeletes(ctx context.Context, max int) ([]chunkstore.QueuedDelete, error) {
-	ents, err := q.Store.ListGC(ctx, max)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]chunkstore.QueuedDelete, len(ents))
-	for i, e := range ents {
-		refs := make([]chunkstore.SliceRef, len(e.Slices))
-		for j, s := range e.Slices {
-			refs[j] = chunkstore.SliceRef{ID: s.ID, Size: s.Size}
-		}
-		out[i] = chunkstore.QueuedDelete{Key: e.Key, Slices: refs, Queued: e.Queued, FullScan: e.FullScan}
-	}
-	return out, nil
-}
-
-// AckDelete implements chunkstore.DeleteQueue.
-func (q DeleteQueue) AckDelete(ctx context.Context, key string) error {
-	return q.Store.AckGC(ctx, key)
-}
 
 // ChunkOption adjusts StartChunkNodes.
 type ChunkOption func(*chunkOptions)
