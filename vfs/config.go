@@ -65,7 +65,7 @@ func DefaultConfig() Config {
 		FlushIdle:         3 * time.Second,
 		FlushWorkers:      4,
 		MergeExtents:      8,
-		UploadConcurrency: 8,
+		UploadConcurrency: 16,
 		BlockCacheBytes:   256 << 20,
 		Readahead:         64 << 20,
 		ReadaheadWorkers:  4,
