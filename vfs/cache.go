@@ -26,30 +26,61 @@ type attrEntry struct {
 	allowed map[string]uint32
 }
 
-type attrCache struct {
-	shards [cacheShards]struct {
-		sync.Mutex
-		gen uint64
-		m   map[Ino]*attrEntry
+// shardedMap is the machinery both caches share: shards by inode, each
+// with its own lock, map and invalidation generation.
+type shardedMap[K comparable, V any] struct {
+	shards [cacheShards]cacheShard[K, V]
+}
+
+type cacheShard[K comparable, V any] struct {
+	sync.Mutex
+	gen uint64
+	m   map[K]V
+}
+
+func (c *shardedMap[K, V]) init() {
+	for i := range c.shards {
+		c.shards[i].m = map[K]V{}
 	}
 }
 
-func (c *attrCache) init() {
-	for i := range c.shards {
-		c.shards[i].m = map[Ino]*attrEntry{}
-	}
-}
+// shard returns the shard holding ino's entries.
+func (c *shardedMap[K, V]) shard(ino Ino) *cacheShard[K, V] { return &c.shards[shardOf(ino)] }
 
 // gen returns the generation to pass to put.
-func (c *attrCache) gen(ino Ino) uint64 {
-	s := &c.shards[shardOf(ino)]
+func (c *shardedMap[K, V]) gen(ino Ino) uint64 {
+	s := c.shard(ino)
 	s.Lock()
 	defer s.Unlock()
 	return s.gen
 }
 
+// putLocked stores v under k unless an invalidation happened since gen was
+// taken; a shard grown past its bound is emptied first.
+func (s *cacheShard[K, V]) putLocked(k K, v V, gen uint64) {
+	if s.gen != gen {
+		return
+	}
+	if len(s.m) > 1<<16 {
+		clear(s.m)
+	}
+	s.m[k] = v
+}
+
+func (c *shardedMap[K, V]) dropAll() {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.Lock()
+		s.gen++
+		clear(s.m)
+		s.Unlock()
+	}
+}
+
+type attrCache struct{ shardedMap[Ino, *attrEntry] }
+
 func (c *attrCache) get(ino Ino) (Attr, bool) {
-	s := &c.shards[shardOf(ino)]
+	s := c.shard(ino)
 	s.Lock()
 	defer s.Unlock()
 	e, ok := s.m[ino]
@@ -62,25 +93,19 @@ func (c *attrCache) get(ino Ino) (Attr, bool) {
 // put caches a if no invalidation happened since gen was taken, and never
 // replaces a newer record by an older one.
 func (c *attrCache) put(a Attr, gen uint64) {
-	s := &c.shards[shardOf(a.Ino)]
+	s := c.shard(a.Ino)
 	s.Lock()
 	defer s.Unlock()
-	if s.gen != gen {
-		return
-	}
 	if e, ok := s.m[a.Ino]; ok && e.attr.Rev > a.Rev {
 		return
 	}
-	if len(s.m) > 1<<16 {
-		clear(s.m)
-	}
-	s.m[a.Ino] = &attrEntry{attr: a}
+	s.putLocked(a.Ino, &attrEntry{attr: a}, gen)
 }
 
 // update stores a record this instance just wrote (its revision is known
 // current), replacing anything older.
 func (c *attrCache) update(a Attr) {
-	s := &c.shards[shardOf(a.Ino)]
+	s := c.shard(a.Ino)
 	s.Lock()
 	defer s.Unlock()
 	if e, ok := s.m[a.Ino]; ok && e.attr.Rev >= a.Rev {
@@ -93,7 +118,7 @@ func (c *attrCache) update(a Attr) {
 // invalidate drops ino unless the cached record is at least rev (rev 0
 // drops always).
 func (c *attrCache) invalidate(ino Ino, rev int64) {
-	s := &c.shards[shardOf(ino)]
+	s := c.shard(ino)
 	s.Lock()
 	defer s.Unlock()
 	if e, ok := s.m[ino]; ok && rev != 0 && e.attr.Rev >= rev {
@@ -104,7 +129,7 @@ func (c *attrCache) invalidate(ino Ino, rev int64) {
 }
 
 func (c *attrCache) allowed(ino Ino, key string, mask uint32) bool {
-	s := &c.shards[shardOf(ino)]
+	s := c.shard(ino)
 	s.Lock()
 	defer s.Unlock()
 	e, ok := s.m[ino]
@@ -112,7 +137,7 @@ func (c *attrCache) allowed(ino Ino, key string, mask uint32) bool {
 }
 
 func (c *attrCache) allow(ino Ino, rev int64, key string, mask uint32) {
-	s := &c.shards[shardOf(ino)]
+	s := c.shard(ino)
 	s.Lock()
 	defer s.Unlock()
 	e, ok := s.m[ino]
@@ -123,16 +148,6 @@ func (c *attrCache) allow(ino Ino, rev int64, key string, mask uint32) {
 		e.allowed = map[string]uint32{}
 	}
 	e.allowed[key] |= mask
-}
-
-func (c *attrCache) dropAll() {
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.Lock()
-		s.gen++
-		clear(s.m)
-		s.Unlock()
-	}
 }
 
 type chunkKey struct {
@@ -146,28 +161,11 @@ type sliceEntry struct {
 }
 
 type sliceCache struct {
-	shards [cacheShards]struct {
-		sync.Mutex
-		gen uint64
-		m   map[chunkKey]*sliceEntry
-	}
-}
-
-func (c *sliceCache) init() {
-	for i := range c.shards {
-		c.shards[i].m = map[chunkKey]*sliceEntry{}
-	}
-}
-
-func (c *sliceCache) gen(ino Ino) uint64 {
-	s := &c.shards[shardOf(ino)]
-	s.Lock()
-	defer s.Unlock()
-	return s.gen
+	shardedMap[chunkKey, *sliceEntry]
 }
 
 func (c *sliceCache) get(k chunkKey) (*sliceEntry, bool) {
-	s := &c.shards[shardOf(k.ino)]
+	s := c.shard(k.ino)
 	s.Lock()
 	defer s.Unlock()
 	e, ok := s.m[k]
@@ -175,20 +173,14 @@ func (c *sliceCache) get(k chunkKey) (*sliceEntry, bool) {
 }
 
 func (c *sliceCache) put(k chunkKey, e *sliceEntry, gen uint64) {
-	s := &c.shards[shardOf(k.ino)]
+	s := c.shard(k.ino)
 	s.Lock()
 	defer s.Unlock()
-	if s.gen != gen {
-		return
-	}
-	if len(s.m) > 1<<16 {
-		clear(s.m)
-	}
-	s.m[k] = e
+	s.putLocked(k, e, gen)
 }
 
 func (c *sliceCache) invalidate(k chunkKey) {
-	s := &c.shards[shardOf(k.ino)]
+	s := c.shard(k.ino)
 	s.Lock()
 	defer s.Unlock()
 	s.gen++
@@ -197,7 +189,7 @@ func (c *sliceCache) invalidate(k chunkKey) {
 
 // invalidateIno drops every chunk of ino.
 func (c *sliceCache) invalidateIno(ino Ino) {
-	s := &c.shards[shardOf(ino)]
+	s := c.shard(ino)
 	s.Lock()
 	defer s.Unlock()
 	s.gen++
@@ -205,15 +197,5 @@ func (c *sliceCache) invalidateIno(ino Ino) {
 		if k.ino == ino {
 			delete(s.m, k)
 		}
-	}
-}
-
-func (c *sliceCache) dropAll() {
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.Lock()
-		s.gen++
-		clear(s.m)
-		s.Unlock()
 	}
 }
