@@ -854,7 +854,7 @@ func (c *checker) usageRecord(kv *mvccpb.KeyValue) {
 		c.report(FsckUsage, FsckWarning, nil, fmt.Sprintf("usage record of volume id %d, which does not exist", id), key)
 		return
 	}
-	b, n, err := decodeUsageDelta(kv.Value)
+	b, n, err := DecodeUsage(kv.Value)
 	if err != nil {
 		c.errorf(FsckUndecodable, []string{key}, "%v", err)
 		return
@@ -1163,7 +1163,7 @@ func (c *checker) fixUsage(vs *volSum) func(context.Context) error {
 			clientv3.Compare(clientv3.ModRevision(c.k.usageTotal(id)), "=", totalRev),
 			clientv3.Compare(clientv3.ModRevision(dp), "<", rev+1).WithRange(prefixEnd(dp)),
 		},
-			clientv3.OpPut(c.k.usageTotal(id), string(encodeUsageDelta(b, n))),
+			clientv3.OpPut(c.k.usageTotal(id), string(EncodeUsage(b, n))),
 			clientv3.OpDelete(dp, clientv3.WithRange(prefixEnd(dp))),
 		)
 	}
@@ -1226,14 +1226,7 @@ func (c *checker) fixLostFound(ino Ino, s *inodeSum) func(context.Context) error
 		if err != nil {
 			return err
 		}
-		r, err := c.cli.Get(ctx, c.k.inode(ino), clientv3.WithRev(c.rev))
-		if err != nil {
-			return err
-		}
-		if len(r.Kvs) == 0 || r.Kvs[0].ModRevision != rev {
-			return errChanged
-		}
-		a, target, err := decodeAttr(ino, r.Kvs[0].Value)
+		a, target, err := c.inodeAsSeen(ctx, ino, rev)
 		if err != nil {
 			return err
 		}
@@ -1304,20 +1297,26 @@ const lostFoundName = "lost+found"
 // its record is still at revision rev.
 func (c *checker) rewriteInode(ctx context.Context, ino Ino, rev int64, cmps []clientv3.Cmp, fn func(*Attr), extra ...clientv3.Op) error {
 	key := c.k.inode(ino)
-	r, err := c.cli.Get(ctx, key, clientv3.WithRev(c.rev))
-	if err != nil {
-		return err
-	}
-	if len(r.Kvs) == 0 || r.Kvs[0].ModRevision != rev {
-		return errChanged
-	}
-	a, target, err := decodeAttr(ino, r.Kvs[0].Value)
+	a, target, err := c.inodeAsSeen(ctx, ino, rev)
 	if err != nil {
 		return err
 	}
 	fn(&a)
 	cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", rev))
 	return c.guarded(ctx, cmps, append([]clientv3.Op{clientv3.OpPut(key, string(encodeAttr(&a, target)))}, extra...)...)
+}
+
+// inodeAsSeen reads ino at the check's snapshot and decodes it; errChanged
+// unless its record there is at revision rev (the one the check judged).
+func (c *checker) inodeAsSeen(ctx context.Context, ino Ino, rev int64) (Attr, string, error) {
+	r, err := c.cli.Get(ctx, c.k.inode(ino), clientv3.WithRev(c.rev))
+	if err != nil {
+		return Attr{}, "", err
+	}
+	if len(r.Kvs) == 0 || r.Kvs[0].ModRevision != rev {
+		return Attr{}, "", errChanged
+	}
+	return decodeAttr(ino, r.Kvs[0].Value)
 }
 
 // guarded commits ops if every compare holds; errChanged otherwise.

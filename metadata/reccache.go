@@ -1,9 +1,6 @@
 package metadata
 
-import (
-	"fmt"
-	"sync"
-)
+import "sync"
 
 // recCache keeps records this Store recently read or wrote (inode records,
 // directory times, dentries, chunk lists) with the revision they were
@@ -144,9 +141,5 @@ func (tx *txn) dirForCreate(dir Ino, name string, cred Cred, mask uint32) (Attr,
 			}
 		}
 	}
-	d, old, err := tx.dirEntry(dir, name, cred, mask)
-	if err != nil {
-		return Attr{}, 0, fmt.Errorf("%w", err)
-	}
-	return d, old, nil
+	return tx.dirEntry(dir, name, cred, mask)
 }
