@@ -96,16 +96,20 @@ func (tx *txn) addUsage(vol uint32, bytes, inodes int64) {
 	if bytes == 0 && inodes == 0 {
 		return
 	}
-	tx.put(tx.s.k.usageDelta(vol, tx.s.unique()), encodeUsageDelta(bytes, inodes))
+	tx.put(tx.s.k.usageDelta(vol, tx.s.unique()), EncodeUsage(bytes, inodes))
 }
 
-func encodeUsageDelta(bytes, inodes int64) []byte {
+// EncodeUsage is the format of usage records (totals, per-operation deltas,
+// and the quota reservations vfs keeps beside them): two little-endian
+// int64, bytes then inodes.
+func EncodeUsage(bytes, inodes int64) []byte {
 	b := make([]byte, 0, 16)
 	b = binary.LittleEndian.AppendUint64(b, uint64(bytes))
 	return binary.LittleEndian.AppendUint64(b, uint64(inodes))
 }
 
-func decodeUsageDelta(b []byte) (bytes, inodes int64, err error) {
+// DecodeUsage parses a record written by EncodeUsage (ErrCorrupt otherwise).
+func DecodeUsage(b []byte) (bytes, inodes int64, err error) {
 	if len(b) != 16 {
 		return 0, 0, fmt.Errorf("%w: usage record of %d bytes", ErrCorrupt, len(b))
 	}

@@ -115,3 +115,35 @@ func nameHash(name string) uint64 {
 	h.Write([]byte(name))
 	return h.Sum64() | 1<<63
 }
+
+// KeyKind says which kind of record a namespace key names, for the caches
+// that follow the keys through a watch.
+type KeyKind byte
+
+const (
+	KeyOther KeyKind = iota // anything a cache does not hold
+	KeyInode                // an inode record or a directory's times record
+	KeyChunk                // a chunk's slice list
+)
+
+// ParseKey decodes a key of the layout in doc.go, given without the
+// filesystem prefix: the kind of record, its inode and, for a chunk, the
+// chunk index. Malformed keys are KeyOther.
+func ParseKey(k string) (kind KeyKind, ino Ino, chunk uint32) {
+	switch {
+	case len(k) >= 18 && k[:2] == "i/":
+		n, err := parseHex16(k[2:18])
+		if err != nil {
+			return KeyOther, 0, 0
+		}
+		return KeyInode, Ino(n), 0
+	case len(k) == 2+16+1+16 && k[:2] == "c/" && k[18] == '/':
+		n, err1 := parseHex16(k[2:18])
+		c, err2 := parseHex16(k[19:])
+		if err1 != nil || err2 != nil || c > 1<<32-1 {
+			return KeyOther, 0, 0
+		}
+		return KeyChunk, Ino(n), uint32(c)
+	}
+	return KeyOther, 0, 0
+}

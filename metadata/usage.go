@@ -69,7 +69,7 @@ func (tx *txn) usage(vol uint32) (Usage, error) {
 	var bytes, inodes int64
 	haveTotal := false
 	for _, kv := range kvs {
-		b, n, err := decodeUsageDelta(kv.Value)
+		b, n, err := DecodeUsage(kv.Value)
 		if err != nil {
 			return Usage{}, fmt.Errorf("%s: %w", kv.Key, err)
 		}
@@ -187,7 +187,7 @@ func (s *Store) foldVolume(ctx context.Context, vol uint32) (int, error) {
 		if err != nil || !ok {
 			return err // a volume being created or deleted: nothing to fold
 		}
-		bytes, inodes, err := decodeUsageDelta(tb)
+		bytes, inodes, err := DecodeUsage(tb)
 		if err != nil {
 			return err
 		}
@@ -197,7 +197,7 @@ func (s *Store) foldVolume(ctx context.Context, vol uint32) (int, error) {
 			return err
 		}
 		for _, kv := range kvs {
-			b, i, err := decodeUsageDelta(kv.Value)
+			b, i, err := DecodeUsage(kv.Value)
 			if err != nil {
 				return fmt.Errorf("%s: %w", kv.Key, err)
 			}
@@ -205,7 +205,7 @@ func (s *Store) foldVolume(ctx context.Context, vol uint32) (int, error) {
 			inodes += i
 			tx.del(string(kv.Key))
 		}
-		tx.put(s.k.usageTotal(vol), encodeUsageDelta(bytes, inodes))
+		tx.put(s.k.usageTotal(vol), EncodeUsage(bytes, inodes))
 		n = len(kvs)
 		return nil
 	})

@@ -186,7 +186,7 @@ func (s *Store) CreateVolume(ctx context.Context, spec VolumeSpec) (*Volume, err
 		root.Nlink++
 		root.Mtime, root.Ctime = now, now
 		tx.putAttr(&root, "")
-		tx.put(s.k.usageTotal(vol.ID), encodeUsageDelta(0, 1))
+		tx.put(s.k.usageTotal(vol.ID), EncodeUsage(0, 1))
 		return nil
 	})
 	if err != nil {

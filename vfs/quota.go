@@ -2,10 +2,7 @@ package vfs
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -240,7 +237,7 @@ func (v *VFS) grantLocked(ctx context.Context, p *quotaPool, need [2]int64) erro
 			if string(kv.Key) == mine {
 				continue
 			}
-			b, n, err := decodePair(kv.Value)
+			b, n, err := metadata.DecodeUsage(kv.Value)
 			if err != nil {
 				return err
 			}
@@ -248,7 +245,7 @@ func (v *VFS) grantLocked(ctx context.Context, p *quotaPool, need [2]int64) erro
 			others[1] += n
 		}
 		for _, kv := range r.Responses[1].GetResponseRange().Kvs {
-			b, n, err := decodePair(kv.Value)
+			b, n, err := metadata.DecodeUsage(kv.Value)
 			if err != nil {
 				return err
 			}
@@ -275,7 +272,7 @@ func (v *VFS) grantLocked(ctx context.Context, p *quotaPool, need [2]int64) erro
 		t, err := cli.Txn(ctx).If(
 			clientv3.Compare(clientv3.ModRevision(rp), "<", rev+1).WithPrefix(),
 			clientv3.Compare(clientv3.ModRevision(up), "<", rev+1).WithPrefix(),
-		).Then(clientv3.OpPut(mine, string(encodePair(next[0], next[1])), clientv3.WithLease(lease))).Commit()
+		).Then(clientv3.OpPut(mine, string(metadata.EncodeUsage(next[0], next[1])), clientv3.WithLease(lease))).Commit()
 		if err != nil {
 			return fmt.Errorf("quota of volume %d: %w: %v", p.vol, metadata.ErrUnavailable, err)
 		}
@@ -311,23 +308,3 @@ func (v *VFS) releaseIdleQuota(ctx context.Context) {
 		p.mu.Unlock()
 	}
 }
-
-// encodePair and decodePair are the usage record format of metadata
-// (inode.go: two little-endian int64, bytes then inodes); reservation keys
-// use it too.
-func encodePair(bytes, inodes int64) []byte {
-	b := binary.LittleEndian.AppendUint64(make([]byte, 0, 16), uint64(bytes))
-	return binary.LittleEndian.AppendUint64(b, uint64(inodes))
-}
-
-func decodePair(b []byte) (int64, int64, error) {
-	if len(b) != 16 {
-		return 0, 0, fmt.Errorf("%w: usage record of %d bytes", metadata.ErrCorrupt, len(b))
-	}
-	return int64(binary.LittleEndian.Uint64(b)), int64(binary.LittleEndian.Uint64(b[8:])), nil
-}
-
-var (
-	_ = strconv.Itoa
-	_ = errors.Is
-)

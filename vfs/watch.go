@@ -3,12 +3,11 @@ package vfs
 import (
 	"context"
 	"errors"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/rwxfs/rwxfs/metadata"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -29,32 +28,6 @@ type watcher struct {
 	mu      sync.Mutex
 	rev     int64         // every event up to rev has been applied
 	advance chan struct{} // closed and replaced when rev grows
-}
-
-// parseKey decodes a namespace key (without the prefix) into what it
-// caches: kind 'i' (inode record or directory times), 'c' (chunk), 0 for
-// anything else. This follows the layout of metadata/doc.go and belongs in
-// metadata (a ParseKey helper); it lives here until metadata exports one.
-func parseKey(k string) (kind byte, ino Ino, chunk uint32) {
-	switch {
-	case strings.HasPrefix(k, "i/") && len(k) >= 18:
-		n, err := strconv.ParseUint(k[2:18], 16, 64)
-		if err != nil {
-			return 0, 0, 0
-		}
-		return 'i', Ino(n), 0
-	case strings.HasPrefix(k, "c/") && len(k) == 2+16+1+16:
-		n, err := strconv.ParseUint(k[2:18], 16, 64)
-		if err != nil {
-			return 0, 0, 0
-		}
-		c, err := strconv.ParseUint(k[19:], 16, 32)
-		if err != nil {
-			return 0, 0, 0
-		}
-		return 'c', Ino(n), uint32(c)
-	}
-	return 0, 0, 0
 }
 
 func (v *VFS) startWatch(ctx context.Context) error {
@@ -94,11 +67,11 @@ func (v *VFS) watchLoop(from int64) {
 				break
 			}
 			for _, ev := range resp.Events {
-				kind, ino, chunk := parseKey(string(ev.Kv.Key[len(prefix):]))
+				kind, ino, chunk := metadata.ParseKey(string(ev.Kv.Key[len(prefix):]))
 				switch kind {
-				case 'i':
+				case metadata.KeyInode:
 					v.attrs.invalidate(ino, ev.Kv.ModRevision)
-				case 'c':
+				case metadata.KeyChunk:
 					v.slices.invalidate(chunkKey{ino, chunk})
 				}
 				if ev.Kv.ModRevision > from {
