@@ -2,8 +2,10 @@ package rpc
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rwxfs/rwxfs/server/xdr"
@@ -82,10 +84,16 @@ type Config struct {
 	MaxInflight int
 	// DRCSize is the number of replies kept in the duplicate request cache.
 	DRCSize int
-	Logger  *slog.Logger // nil: discard
+	// IdleTimeout closes a connection that has no call in flight and has
+	// sent nothing for this long (also the most a half-sent record may
+	// stall). Zero means the default, 10 minutes.
+	IdleTimeout time.Duration
+	Logger      *slog.Logger // nil: discard
 	// Registerer receives the server's metrics (nil: none).
 	Registerer prometheus.Registerer
 }
+
+const defaultIdleTimeout = 10 * time.Minute
 
 // DefaultConfig returns the configuration the NFS frontend uses.
 func DefaultConfig() Config {
@@ -93,5 +101,23 @@ func DefaultConfig() Config {
 		MaxRecord:   1<<20 + 64<<10, // a 1 MiB WRITE and its header
 		MaxInflight: 128,
 		DRCSize:     4096,
+		IdleTimeout: defaultIdleTimeout,
 	}
+}
+
+// Validate reports whether c is usable: MaxRecord of at least 1 KiB,
+// MaxInflight positive, DRCSize and IdleTimeout not negative (DRCSize
+// zero turns the duplicate request cache off).
+func (c Config) Validate() error {
+	switch {
+	case c.MaxRecord < 1<<10:
+		return fmt.Errorf("%w: MaxRecord %d < 1024", ErrBadConfig, c.MaxRecord)
+	case c.MaxInflight < 1:
+		return fmt.Errorf("%w: MaxInflight %d < 1", ErrBadConfig, c.MaxInflight)
+	case c.DRCSize < 0:
+		return fmt.Errorf("%w: DRCSize %d < 0", ErrBadConfig, c.DRCSize)
+	case c.IdleTimeout < 0:
+		return fmt.Errorf("%w: IdleTimeout %v < 0", ErrBadConfig, c.IdleTimeout)
+	}
+	return nil
 }

@@ -1,0 +1,193 @@
+package rpc
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/rwxfs/rwxfs/server/xdr"
+)
+
+// maxTCPReply is the largest reply one fragment can carry.
+const maxTCPReply = 1<<31 - 1
+
+// conn serves one TCP connection: a reader that decodes records and
+// starts one goroutine per call (at most MaxInflight at once), and a
+// writer that sends the replies in the order they are ready.
+type conn struct {
+	s             *Server
+	nc            net.Conn
+	remote, local netip.AddrPort
+	ctx           context.Context // handlers' context: ends at forced shutdown or a dead connection
+	cancel        context.CancelFunc
+	slots         chan struct{}    // one token per call in flight (the reader holds one while reading)
+	replies       chan *xdr.Writer // replies waiting for the writer
+	handlers      sync.WaitGroup   // calls in flight
+	stop          chan struct{}    // closed by stopReading
+	mu            struct {
+		sync.Mutex
+		stopping bool
+	}
+}
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	c := &conn{
+		s:       s,
+		nc:      nc,
+		remote:  addrPort(nc.RemoteAddr()),
+		local:   addrPort(nc.LocalAddr()),
+		slots:   make(chan struct{}, s.cfg.MaxInflight),
+		replies: make(chan *xdr.Writer, s.cfg.MaxInflight),
+		stop:    make(chan struct{}),
+	}
+	c.ctx, c.cancel = context.WithCancel(s.base)
+	return c
+}
+
+// serve runs the connection until the peer closes it, a record is
+// refused, it idles out or the server shuts down; then it lets the calls
+// in flight finish, flushes their replies and closes.
+func (c *conn) serve() {
+	defer c.s.untrack(c)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop()
+	}()
+	c.readLoop()
+	c.handlers.Wait()
+	close(c.replies)
+	<-writerDone
+	c.cancel()
+	c.nc.Close()
+}
+
+// stopReading makes the reader stop before its next record (Shutdown).
+func (c *conn) stopReading() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.mu.stopping {
+		c.mu.stopping = true
+		close(c.stop)
+		_ = c.nc.SetReadDeadline(time.Now())
+	}
+}
+
+// arm sets the idle deadline for the next record unless the reader is to
+// stop; the lock orders it against stopReading's deadline in the past.
+func (c *conn) arm() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.stopping {
+		return false
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	return true
+}
+
+func (c *conn) stopping() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.stopping
+}
+
+func (c *conn) readLoop() {
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	for {
+		select {
+		case c.slots <- struct{}{}:
+		case <-c.stop:
+			return
+		}
+		if !c.arm() {
+			<-c.slots
+			return
+		}
+		if _, err := br.Peek(1); err != nil {
+			<-c.slots
+			if isTimeout(err) && !c.stopping() {
+				if len(c.slots) > 0 {
+					continue // calls in flight: busy, not idle
+				}
+				c.s.log.Debug("rpc: closing idle connection", "remote", c.remote)
+			} else if !isClosedOrEOF(err) && !c.stopping() {
+				c.s.log.Debug("rpc: connection read failed", "remote", c.remote, "err", err)
+			}
+			return
+		}
+		bp := c.s.bufs.get()
+		rec, err := readRecord(br, (*bp)[:0], c.s.cfg.MaxRecord)
+		*bp = rec
+		if err != nil {
+			c.s.bufs.put(bp)
+			<-c.slots
+			switch {
+			case errors.Is(err, ErrRecordTooLong):
+				c.s.metrics.rejected.WithLabelValues(rejectTooLong).Inc()
+				c.s.log.Warn("rpc: record too long; closing connection", "remote", c.remote, "max", c.s.cfg.MaxRecord)
+			case c.stopping():
+			case errors.Is(err, io.ErrUnexpectedEOF) || isTimeout(err):
+				c.s.metrics.rejected.WithLabelValues(rejectTruncated).Inc()
+				c.s.log.Debug("rpc: connection ended inside a record", "remote", c.remote, "err", err)
+			default:
+				c.s.log.Debug("rpc: connection read failed", "remote", c.remote, "err", err)
+			}
+			return
+		}
+		c.handlers.Add(1)
+		go c.handle(bp)
+	}
+}
+
+// handle runs one call; it owns one slot and the record buffer bp.
+func (c *conn) handle(bp *[]byte) {
+	defer c.handlers.Done()
+	w := c.s.writers.get()
+	send := c.s.serveCall(c.ctx, *bp, c.remote, c.local, w, maxTCPReply)
+	c.s.bufs.put(bp)
+	if send {
+		c.replies <- w
+	} else {
+		c.s.writers.put(w)
+	}
+	<-c.slots
+}
+
+// writeLoop writes replies as they come, flushing whenever no further
+// reply is queued; after a write error it discards replies until the
+// reader and handlers are done.
+func (c *conn) writeLoop() {
+	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	var err error
+	for w := range c.replies {
+		if err == nil {
+			b := w.Bytes()
+			setRecordMark(b)
+			if bw.Buffered() == 0 { // a new batch: a peer that stops reading for IdleTimeout is dropped
+				_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+			}
+			_, err = bw.Write(b)
+			if err == nil && len(c.replies) == 0 {
+				err = bw.Flush()
+			}
+			if err != nil {
+				if !isClosedOrEOF(err) {
+					c.s.log.Debug("rpc: connection write failed", "remote", c.remote, "err", err)
+				}
+				c.cancel()
+				c.nc.Close() // unblocks the reader
+			}
+		}
+		c.s.writers.put(w)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

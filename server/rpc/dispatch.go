@@ -1,0 +1,197 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/rwxfs/rwxfs/server/xdr"
+)
+
+// callState is everything one call needs, in one allocation.
+type callState struct {
+	call Call
+	args xdr.Reader
+	hdr  callHeader
+	gids [MaxAuthSysGIDs]uint32
+}
+
+// Status labels of rwxfs_rpc_calls_total besides the handler's Status.
+const (
+	labelRPCMismatch  = "rpc_mismatch"
+	labelBadCred      = "auth_badcred"
+	labelBadVerf      = "auth_badverf"
+	labelProgUnavail  = "prog_unavail"
+	labelProgMismatch = "prog_mismatch"
+	labelDRCReplay    = "drc_replay"
+	labelDRCDrop      = "drc_in_progress"
+)
+
+func (st Status) String() string {
+	switch st {
+	case Success:
+		return "success"
+	case ProcUnavail:
+		return "proc_unavail"
+	case GarbageArgs:
+		return "garbage_args"
+	case SystemErr:
+		return "system_err"
+	case AuthBadCred:
+		return "auth_badcred"
+	case AuthTooWeak:
+		return "auth_tooweak"
+	case Drop:
+		return "drop"
+	}
+	return "status_" + strconv.Itoa(int(st))
+}
+
+// serveCall decodes the call record rec, runs it and leaves the reply in
+// w (after the record-mark slot). It returns false when nothing is to be
+// sent. maxReply bounds the reply (without mark): a longer one becomes
+// SYSTEM_ERR. rec must stay unchanged until serveCall returns.
+func (s *Server) serveCall(ctx context.Context, rec []byte, remote, local netip.AddrPort, w *xdr.Writer, maxReply int) bool {
+	cs := &callState{}
+	h := &cs.hdr
+	kind := decodeCall(rec, h, &cs.gids)
+	switch kind {
+	case hdrDrop:
+		s.metrics.rejected.WithLabelValues(rejectGarbage).Inc()
+		s.log.Debug("rpc: dropped undecodable record", "remote", remote, "len", len(rec))
+		return false
+	case hdrRPCMismatch:
+		writeRPCMismatch(w, h.xid)
+		s.countCall("", h, labelRPCMismatch, 0)
+		return true
+	case hdrBadCred:
+		writeAuthError(w, h.xid, AuthStatBadCred)
+		s.countCall("", h, labelBadCred, 0)
+		return true
+	case hdrBadVerf:
+		writeAuthError(w, h.xid, AuthStatBadVerf)
+		s.countCall("", h, labelBadVerf, 0)
+		return true
+	}
+	p := s.progs[h.prog]
+	if p == nil {
+		writeAccepted(w, h.xid, AcceptProgUnavail)
+		s.countCall("", h, labelProgUnavail, 0)
+		return true
+	}
+	if h.vers < p.Low || h.vers > p.High {
+		writeProgMismatch(w, h.xid, p.Low, p.High)
+		s.countCall(p.Name, h, labelProgMismatch, 0)
+		return true
+	}
+
+	var key drcKey
+	useDRC := s.drc != nil && p.Idempotent != nil && !p.Idempotent(h.vers, h.proc)
+	if useDRC {
+		key = s.drc.key(remote.Addr(), h, rec[h.argsOff:])
+		switch st, cached := s.drc.begin(key); st {
+		case drcInProgress:
+			s.metrics.drcHits.Inc()
+			s.countCall(p.Name, h, labelDRCDrop, 0)
+			return false
+		case drcDone:
+			s.metrics.drcHits.Inc()
+			w.Truncate(markLen)
+			copy(w.Extend(len(cached)), cached)
+			s.countCall(p.Name, h, labelDRCReplay, 0)
+			return true
+		}
+	}
+
+	start := time.Now()
+	cs.args.Reset(rec[h.argsOff:])
+	cs.call = Call{
+		XID: h.xid, Prog: h.prog, Vers: h.vers, Proc: h.proc,
+		Flavor: h.flavor, Sys: h.sys, Args: &cs.args,
+		Remote: remote, Local: local,
+	}
+	writeAccepted(w, h.xid, AcceptSuccess)
+	s.metrics.inflight.Inc()
+	status := s.invoke(ctx, p, &cs.call, w)
+	s.metrics.inflight.Dec()
+	if status == Success && w.Len()-markLen > maxReply {
+		s.log.Warn("rpc: reply too large for the transport", "program", p.Name, "proc", h.proc,
+			"len", w.Len()-markLen, "max", maxReply, "remote", remote)
+		s.metrics.rejected.WithLabelValues(rejectOversized).Inc()
+		status = SystemErr
+	}
+	send := true
+	switch status {
+	case Success:
+	case ProcUnavail:
+		writeAccepted(w, h.xid, AcceptProcUnavail)
+	case GarbageArgs:
+		writeAccepted(w, h.xid, AcceptGarbageArgs)
+	case AuthBadCred:
+		writeAuthError(w, h.xid, AuthStatBadCred)
+	case AuthTooWeak:
+		writeAuthError(w, h.xid, AuthStatTooWeak)
+	case Drop:
+		send = false
+	default: // SystemErr and anything unknown
+		writeAccepted(w, h.xid, AcceptSystemErr)
+	}
+	if useDRC {
+		if status == Success {
+			s.drc.complete(key, w.Bytes()[markLen:])
+		} else {
+			s.drc.forget(key)
+		}
+	}
+	s.countCall(p.Name, h, status.String(), time.Since(start))
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		s.log.Debug("rpc: call", "program", p.Name, "vers", h.vers, "proc", s.procName(p, h),
+			"xid", h.xid, "remote", remote, "status", status.String(), "duration", time.Since(start))
+	}
+	return send
+}
+
+// invoke runs the handler, turning a panic into SYSTEM_ERR.
+func (s *Server) invoke(ctx context.Context, p *Program, c *Call, w *xdr.Writer) (st Status) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("rpc: handler panicked", "program", p.Name, "vers", c.Vers, "proc", c.Proc,
+				"xid", c.XID, "remote", c.Remote, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			st = SystemErr
+		}
+	}()
+	if p.Handler == nil {
+		return ProcUnavail
+	}
+	return p.Handler(ctx, c, w)
+}
+
+func (s *Server) procName(p *Program, h *callHeader) string {
+	if p != nil && p.ProcName != nil {
+		if n := p.ProcName(h.vers, h.proc); n != "" {
+			return n
+		}
+	}
+	if h.proc >= 100 { // bound the label values a client can create
+		return "other"
+	}
+	return strconv.FormatUint(uint64(h.proc), 10)
+}
+
+// countCall counts a call in the metrics; prog "" is a call refused
+// before its program was known.
+func (s *Server) countCall(prog string, h *callHeader, status string, d time.Duration) {
+	if prog == "" {
+		s.metrics.calls.WithLabelValues("unknown", "", status).Inc()
+		return
+	}
+	proc := s.procName(s.progs[h.prog], h)
+	s.metrics.calls.WithLabelValues(prog, proc, status).Inc()
+	if d > 0 {
+		s.metrics.duration.WithLabelValues(prog, proc).Observe(d.Seconds())
+	}
+}
