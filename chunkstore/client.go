@@ -473,17 +473,32 @@ func (c *Client) putTo(ctx context.Context, n NodeInfo, id BlockID, enc []byte) 
 // putToReplacing writes one replica; a non-empty replaces (ReplacesCorrupt)
 // tells the node why its copy is being rewritten.
 func (c *Client) putToReplacing(ctx context.Context, n NodeInfo, id BlockID, enc []byte, replaces string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, blockURL(n, id), bytes.NewReader(enc))
-	if err != nil {
-		return err
-	}
-	req.ContentLength = int64(len(enc))
-	req.Header.Set("Content-Type", "application/octet-stream")
-	if replaces != "" {
-		req.Header.Set(HeaderReplaces, replaces)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
+	var resp *http.Response
+	// A block put is idempotent (the id names the bytes), so a transport
+	// error is retried once on a new connection: a kept-alive connection
+	// the node has just closed fails with EPIPE or ECONNRESET although
+	// the node is fine.
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, blockURL(n, id), bytes.NewReader(enc))
+		if err != nil {
+			return err
+		}
+		req.ContentLength = int64(len(enc))
+		req.Header.Set("Content-Type", "application/octet-stream")
+		// Present but empty: not sent, and it tells the transport the
+		// request may be replayed on a fresh connection by itself.
+		req.Header["Idempotency-Key"] = nil
+		if replaces != "" {
+			req.Header.Set(HeaderReplaces, replaces)
+		}
+		resp, err = c.http.Do(req)
+		if err == nil {
+			break
+		}
+		if attempt == 0 && ctx.Err() == nil {
+			c.log.Debug("chunkstore: put failed on the connection; retrying once", "node", n.ID, "block", id.String(), "err", err)
+			continue
+		}
 		c.markDown(n)
 		return fmt.Errorf("node %s (%s): %w", n.ID, n.Addr, err)
 	}
@@ -491,7 +506,7 @@ func (c *Client) putToReplacing(ctx context.Context, n NodeInfo, id BlockID, enc
 	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusCreated || resp.StatusCode == http.StatusNoContent {
 		return nil
 	}
-	err = statusError(n, resp)
+	err := statusError(n, resp)
 	if errors.Is(err, ErrNoSpace) {
 		c.markFull(n)
 	}
