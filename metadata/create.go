@@ -2,9 +2,13 @@ package metadata
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Creating inodes: Create, Mkdir, Symlink, Mknod. Each is one transaction
@@ -18,9 +22,6 @@ import (
 // inherits the setgid bit); see newOwner. The mode is taken as given (the
 // umask is the client's business), masked to 07777 (01777 for mkdir, as in
 // Linux). Entries of RootIno are volumes and are made only by CreateVolume.
-
-// maxLinks is the highest link count Link will make (EMLINK beyond).
-const maxLinks = 65000
 
 func checkCreateIn(dir Ino, name string) error {
 	if err := checkName(name); err != nil {
@@ -80,6 +81,19 @@ func (s *Store) addEntry(tx *txn, d *Attr, name string, a *Attr, target string) 
 // name is not a regular file; ErrQuota when the volume's inode quota is used
 // up.
 func (s *Store) Create(ctx context.Context, cred Cred, dir Ino, name string, mode uint32, how CreateMode, verf [8]byte) (attr Attr, created bool, err error) {
+	return s.create(ctx, cred, dir, name, mode, how, verf, false)
+}
+
+// CreateOpen is Create that also registers one open of the file it creates
+// by this Store's session, as OpenFile would, in the same transaction (one
+// transaction instead of two for open(2) with O_CREAT). A name that exists
+// is not opened (created is false): the caller checks permissions and calls
+// OpenFile itself.
+func (s *Store) CreateOpen(ctx context.Context, cred Cred, dir Ino, name string, mode uint32, how CreateMode, verf [8]byte) (attr Attr, created bool, err error) {
+	return s.create(ctx, cred, dir, name, mode, how, verf, true)
+}
+
+func (s *Store) create(ctx context.Context, cred Cred, dir Ino, name string, mode uint32, how CreateMode, verf [8]byte, open bool) (attr Attr, created bool, err error) {
 	if err := checkCreateIn(dir, name); err != nil {
 		return Attr{}, false, fmt.Errorf("create %q in %d: %w", name, dir, err)
 	}
@@ -91,7 +105,13 @@ func (s *Store) Create(ctx context.Context, cred Cred, dir Ino, name string, mod
 		return Attr{}, false, fmt.Errorf("create %q in %d: %w", name, dir, err)
 	}
 	gen := newGeneration()
-	err = s.txn(ctx, func(tx *txn) error {
+	var lease clientv3.LeaseID
+	if open {
+		if lease, err = s.sessionLease(ctx); err != nil {
+			return Attr{}, false, fmt.Errorf("create %q in %d: %w", name, dir, err)
+		}
+	}
+	body := func(tx *txn) error {
 		created = false
 		d, old, err := tx.dirForCreate(dir, name, cred, MayExec)
 		if err != nil {
@@ -124,8 +144,22 @@ func (s *Store) Create(ctx context.Context, cred Cred, dir Ino, name string, mod
 			attr.Verifier = verf
 		}
 		created = true
+		if lease != 0 {
+			tx.put(s.k.open(ino, int64(lease)), encodeOpenCount(1), clientv3.WithLease(lease))
+		}
+		// A new file has no data: its first commit need not read chunk 0
+		// (the commit still compares that it is absent).
+		tx.onCommit(func(int64) { s.recs.put(s.k.chunk(ino, 0), nil, 0) })
 		return s.addEntry(tx, &d, name, &attr, "")
-	})
+	}
+	err = s.txn(ctx, body)
+	if lease != 0 && errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		// The lease expired before the keep-alive noticed: a new session.
+		s.forgetSession(lease)
+		if lease, err = s.sessionLease(ctx); err == nil {
+			err = s.txn(ctx, body)
+		}
+	}
 	if err != nil {
 		return Attr{}, false, fmt.Errorf("create %q in %d: %w", name, dir, err)
 	}

@@ -2,11 +2,15 @@ package metadata
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"sort"
 	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // File data bookkeeping: the slice list of each 64 MiB chunk
@@ -37,8 +41,8 @@ const (
 	// maxSlicesPerChunk keeps a slice list (28 bytes a slice) well under
 	// etcd's 1.5 MiB request limit even after normalization.
 	maxSlicesPerChunk = 40000
-	// maxFileSize is the largest file size rwxfs represents (off_t).
-	maxFileSize = 1 << 63
+	// maxFileSize is MaxFileSize (kept for the code that names it).
+	maxFileSize = MaxFileSize
 )
 
 // ReadChunk returns the slice list of one chunk, oldest first (later slices
@@ -139,10 +143,16 @@ func Resolve(slices []Slice) []Slice {
 // usage growth, all in one transaction that compares the chunk key and the
 // inode record. It returns the inode's new attributes.
 //
+// Conditions: IfUnchanged (the chunk's list is exactly Expect, else
+// ErrChunkChanged) and IfSizeAtLeast (the size is at least that, else
+// ErrSizeChanged); a failed condition writes nothing. With Release, one
+// open of the inode by this Store's session is dropped in the same
+// transaction (see WriteReq.Release).
+//
 // Errors: ErrInvalid for a malformed slice (hole ID 0, empty, outside the
 // chunk or its slice) or an inode that is not a regular file (ErrIsDir for
 // a directory); ErrNotExist when the inode is gone; ErrFileTooBig past
-// 2^63 bytes; ErrQuota when the growth would exceed the volume's byte quota
+// MaxFileSize; ErrQuota when the growth would exceed the volume's byte quota
 // (checked as Create checks it, see usage.go); ErrNoSpace when the chunk's list cannot take another slice
 // even after normalization (thousands of tiny disjoint writes without
 // compaction).
@@ -167,7 +177,9 @@ func (s *Store) CommitSlice(ctx context.Context, req WriteReq) (Attr, error) {
 		now = time.Now()
 	}
 	var out Attr
-	err := s.txn(ctx, func(tx *txn) error {
+	release := req.Release
+	var lease clientv3.LeaseID
+	body := func(tx *txn) error {
 		a, _, err := tx.attr(req.Ino)
 		if err != nil {
 			return err
@@ -190,6 +202,9 @@ func (s *Store) CommitSlice(ctx context.Context, req WriteReq) (Attr, error) {
 		}
 		if req.IfUnchanged && !slices.Equal(list, req.Expect) {
 			return fmt.Errorf("chunk %d of inode %d: %w", req.Chunk, req.Ino, ErrChunkChanged)
+		}
+		if a.Size < req.IfSizeAtLeast {
+			return fmt.Errorf("inode %d has %d bytes, expected at least %d: %w", req.Ino, a.Size, req.IfSizeAtLeast, ErrSizeChanged)
 		}
 		if len(list)+1 > sliceListNormalize {
 			visible := Resolve(list)
@@ -220,10 +235,26 @@ func (s *Store) CommitSlice(ctx context.Context, req WriteReq) (Attr, error) {
 		}
 		tx.putAttr(&a, "")
 		tx.noteUsage(a.Vol, int64(a.Size-old), 0)
+		if release && a.Nlink > 0 {
+			if err := tx.releaseOpen(req.Ino, lease); err != nil {
+				return err
+			}
+		}
 		out = a
 		tx.onCommit(func(rev int64) { out.Rev = rev })
 		return nil
-	})
+	}
+	if release {
+		lease = s.currentLease()
+	}
+	err := s.txn(ctx, body)
+	if release && lease != 0 && errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		// The session's lease expired, and its open records with it: there
+		// is nothing left to release.
+		s.forgetSession(lease)
+		release = false
+		err = s.txn(ctx, body)
+	}
 	if err != nil {
 		return Attr{}, fmt.Errorf("commit slice %d to chunk %d of inode %d: %w", sl.ID, req.Chunk, req.Ino, err)
 	}

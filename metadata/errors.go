@@ -35,6 +35,10 @@ var (
 	// ErrChunkChanged is a conditional CommitSlice whose chunk changed
 	// since the caller read it; nothing was written.
 	ErrChunkChanged = errors.New("chunk changed since it was read")
+	// ErrSizeChanged is a conditional CommitSlice or SetAttr (IfSizeAtLeast)
+	// whose file has become shorter than the size the caller assumed (a
+	// concurrent truncate); nothing was written.
+	ErrSizeChanged = errors.New("file size changed since it was read")
 	// ErrNotSync is a failed SETATTR guard (NFS3ERR_NOT_SYNC); it has no
 	// errno of its own, so the NFS layer tests for it before mapping.
 	ErrNotSync = errors.New("ctime guard does not match")
@@ -72,6 +76,7 @@ var errnoTable = []struct {
 	{ErrNewerFormat, syscall.EIO},
 	{ErrNotSync, syscall.EINVAL},
 	{ErrChunkChanged, syscall.EAGAIN},
+	{ErrSizeChanged, syscall.EAGAIN},
 }
 
 // Errno maps an error from any rwxfs layer to the errno a POSIX caller sees.

@@ -40,6 +40,7 @@ func TestErrno(t *testing.T) {
 		{ErrNewerFormat, syscall.EIO},
 		{ErrNotSync, syscall.EINVAL},
 		{ErrChunkChanged, syscall.EAGAIN},
+		{ErrSizeChanged, syscall.EAGAIN},
 		// Wrapped, possibly twice.
 		{fmt.Errorf("lookup %q: %w", "x", ErrNotExist), syscall.ENOENT},
 		{fmt.Errorf("a: %w", fmt.Errorf("b: %w", ErrNotEmpty)), syscall.ENOTEMPTY},
@@ -67,7 +68,7 @@ func TestErrnoTableCoversSentinels(t *testing.T) {
 			t.Errorf("%v maps to 0", e.err)
 		}
 	}
-	if len(errnoTable) != 26 {
+	if len(errnoTable) != 27 {
 		t.Errorf("errno table has %d rows; update TestErrno when adding sentinels", len(errnoTable))
 	}
 }

@@ -387,6 +387,7 @@ func (c *checker) run(ctx context.Context) error {
 		{c.k.allOpens(), true, c.openRecord},
 		{c.k.gcPrefix(), false, c.gcRecord},
 		{c.k.p + "u/", false, c.usageRecord},
+		{c.k.p + "q/", false, c.reservationRecord},
 	}
 	for _, s := range steps {
 		if err := c.scan(ctx, s.prefix, s.byIno, s.fn); err != nil {
@@ -868,6 +869,25 @@ func (c *checker) usageRecord(kv *mvccpb.KeyValue) {
 		vs.nDeltas++
 	default:
 		c.errorf(FsckBadKey, []string{key}, "usage key does not fit u/<vol>/t or u/<vol>/d/<unique>")
+	}
+}
+
+// reservationRecord checks a quota reservation (q/<vol>/<holder>): its key
+// layout and value. Reservations are not usage; a stale one (its holder's
+// lease not yet expired) only withholds quota for a while.
+func (c *checker) reservationRecord(kv *mvccpb.KeyValue) {
+	key := string(kv.Key)
+	rest := strings.TrimPrefix(key, c.k.p+"q/")
+	if len(rest) < 18 || rest[16] != '/' {
+		c.errorf(FsckBadKey, []string{key}, "reservation key does not fit q/<vol>/<holder>")
+		return
+	}
+	if id, err := parseHex16(rest[:16]); err != nil || id > 1<<32-1 {
+		c.errorf(FsckBadKey, []string{key}, "reservation key does not fit q/<vol>/<holder>")
+		return
+	}
+	if _, _, err := DecodeUsage(kv.Value); err != nil {
+		c.errorf(FsckUndecodable, []string{key}, "%v", err)
 	}
 }
 

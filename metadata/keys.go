@@ -83,7 +83,13 @@ func (k keys) orphan(ino Ino) string { return k.p + "orphan/" + hex16(uint64(ino
 func (k keys) allOrphans() string    { return k.p + "orphan/" }
 
 func (k keys) usagePrefix(vol uint32) string { return k.p + "u/" + hex16(uint64(vol)) + "/" }
-func (k keys) usageTotal(vol uint32) string  { return k.p + "u/" + hex16(uint64(vol)) + "/t" }
+func (k keys) reservationPrefix(vol uint32) string {
+	return k.p + "q/" + hex16(uint64(vol)) + "/"
+}
+func (k keys) reservation(vol uint32, holder string) string {
+	return k.reservationPrefix(vol) + holder
+}
+func (k keys) usageTotal(vol uint32) string { return k.p + "u/" + hex16(uint64(vol)) + "/t" }
 func (k keys) usageDeltaPrefix(vol uint32) string {
 	return k.p + "u/" + hex16(uint64(vol)) + "/d/"
 }

@@ -9,7 +9,7 @@ import (
 // Link makes name in dir another entry for inode ino, in one transaction:
 // the dentry, ino's nlink+1 and ctime, and dir's times. Directories cannot
 // be linked (ErrNotPermitted); both must be in one volume (ErrCrossVolume);
-// a file already at maxLinks links is ErrTooManyLinks; an inode with no
+// a file already at Config.MaxLinks links is ErrTooManyLinks; an inode with no
 // links left (unlinked but still open) is ErrNotExist. The caller needs
 // write and search permission on dir. Returns ino's new attributes.
 func (s *Store) Link(ctx context.Context, cred Cred, ino, dir Ino, name string) (Attr, error) {
@@ -37,7 +37,7 @@ func (s *Store) Link(ctx context.Context, cred Cred, ino, dir Ino, name string) 
 		if a.Nlink == 0 {
 			return fmt.Errorf("inode %d has been unlinked: %w", ino, ErrNotExist)
 		}
-		if a.Nlink >= maxLinks {
+		if a.Nlink >= s.MaxLinks() {
 			return fmt.Errorf("inode %d has %d links: %w", ino, a.Nlink, ErrTooManyLinks)
 		}
 		if old != 0 {

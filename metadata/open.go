@@ -172,19 +172,15 @@ func (s *Store) ReleaseFile(ctx context.Context, ino Ino) error {
 		var mine string
 		if lease != 0 {
 			mine = s.k.open(ino, int64(lease))
-			v, ok, err := tx.get(mine)
+			n, err := tx.openCount(mine)
 			if err != nil {
 				return err
 			}
-			if ok {
-				n, err := decodeOpenCount(v)
-				if err != nil {
-					return fmt.Errorf("%s: %w", mine, err)
-				}
-				if n > 1 {
-					tx.put(mine, encodeOpenCount(n-1), clientv3.WithLease(lease))
-					return nil
-				}
+			if n > 1 {
+				tx.put(mine, encodeOpenCount(n-1), clientv3.WithLease(lease))
+				return nil
+			}
+			if n == 1 {
 				tx.del(mine)
 			}
 		}
@@ -207,6 +203,39 @@ func (s *Store) ReleaseFile(ctx context.Context, ino Ino) error {
 	})
 	if err != nil {
 		return fmt.Errorf("release inode %d: %w", ino, err)
+	}
+	return nil
+}
+
+// openCount reads an open record's count (0 when absent).
+func (tx *txn) openCount(key string) (uint64, error) {
+	v, _, err := tx.get(key)
+	if err != nil {
+		return 0, err
+	}
+	n, err := decodeOpenCount(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", key, err)
+	}
+	return n, nil
+}
+
+// releaseOpen drops one open of ino by the session with lease (nothing when
+// lease is 0 or the session holds no open of it), inside tx, without the
+// orphan check of ReleaseFile: the caller knows the inode still has links.
+func (tx *txn) releaseOpen(ino Ino, lease clientv3.LeaseID) error {
+	if lease == 0 {
+		return nil
+	}
+	mine := tx.s.k.open(ino, int64(lease))
+	n, err := tx.openCount(mine)
+	switch {
+	case err != nil:
+		return err
+	case n > 1:
+		tx.put(mine, encodeOpenCount(n-1), clientv3.WithLease(lease))
+	case n == 1:
+		tx.del(mine)
 	}
 	return nil
 }

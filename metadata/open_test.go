@@ -3,6 +3,7 @@ package metadata
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -222,4 +223,93 @@ func TestOpenAfterLeaseLoss(t *testing.T) {
 	if got := e.opens(f); len(got) != 1 {
 		t.Fatalf("open records %v", got)
 	}
+}
+
+// TestCreateOpenAndCommitRelease: CreateOpen registers the open in the
+// create's transaction; a commit with Release drops it in the commit's
+// (nested opens one at a time); on an unlinked open file the commit does
+// not release (Nlink 0 tells the caller), and ReleaseFile then deletes it.
+func TestCreateOpenAndCommitRelease(t *testing.T) {
+	e := newDMEnv(t)
+	ctx := context.Background()
+	root := e.vol.Root
+	a, created, err := e.s.CreateOpen(ctx, RootCred, root, "f", 0o644, CreateGuarded, [8]byte{})
+	if err != nil || !created {
+		t.Fatalf("create open: %v %v", created, err)
+	}
+	if got := e.opens(a.Ino); len(got) != 1 || !strings.HasSuffix(got[0], "=1") {
+		t.Fatalf("open records after CreateOpen %v, want one of count 1", got)
+	}
+	// An existing name is not opened.
+	if _, created, err := e.s.CreateOpen(ctx, RootCred, root, "f", 0o644, CreateUnchecked, [8]byte{}); err != nil || created {
+		t.Fatalf("create open of an existing name: %v %v", created, err)
+	}
+	if got := e.opens(a.Ino); len(got) != 1 || !strings.HasSuffix(got[0], "=1") {
+		t.Fatalf("open records after CreateOpen of an existing name %v", got)
+	}
+	if err := e.s.OpenFile(ctx, a.Ino); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int{1, 0} {
+		got, err := e.s.CommitSlice(ctx, WriteReq{Ino: a.Ino, Slice: sl(uint64(10+i), uint32(i*100), 100), Release: true})
+		if err != nil || got.Nlink != 1 {
+			t.Fatalf("commit with release: %+v %v", got, err)
+		}
+		if n := len(e.opens(a.Ino)); n != want {
+			t.Fatalf("after release %d: %d open records (%v), want %d", i, n, e.opens(a.Ino), want)
+		}
+	}
+	// An unlinked open file: the commit lands but keeps the open.
+	if err := e.s.OpenFile(ctx, a.Ino); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.s.Unlink(ctx, RootCred, root, "f"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.s.CommitSlice(ctx, WriteReq{Ino: a.Ino, Slice: sl(12, 200, 100), Release: true})
+	if err != nil || got.Nlink != 0 || got.Size != 300 {
+		t.Fatalf("commit with release to an orphan: %+v %v", got, err)
+	}
+	if len(e.opens(a.Ino)) != 1 || !e.isOrphan(a.Ino) {
+		t.Fatalf("orphan released by a commit: opens %v", e.opens(a.Ino))
+	}
+	if err := e.s.ReleaseFile(ctx, a.Ino); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.GetAttr(ctx, a.Ino); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("orphan after its last release: %v", err)
+	}
+	e.fsck()
+}
+
+// TestCommitIfSizeAtLeast: a commit conditioned on a size fails with
+// ErrSizeChanged, writing nothing, once the file was truncated below it;
+// so does a conditioned truncate up.
+func TestCommitIfSizeAtLeast(t *testing.T) {
+	e := newDMEnv(t)
+	ctx := context.Background()
+	f := e.create(e.vol.Root, "f")
+	e.commit(f, 0, 1, 1000)
+	u0, _ := e.s.Usage(ctx, e.vol.ID)
+	if _, err := e.s.CommitSlice(ctx, WriteReq{Ino: f, Slice: sl(2, 1000, 100), IfSizeAtLeast: 1000}); err != nil {
+		t.Fatalf("commit at the assumed size: %v", err)
+	}
+	zero, up := uint64(0), uint64(5000)
+	if _, err := e.s.SetAttr(ctx, RootCred, f, SetAttrReq{Size: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.CommitSlice(ctx, WriteReq{Ino: f, Slice: sl(3, 1100, 100), IfSizeAtLeast: 1100}); !errors.Is(err, ErrSizeChanged) {
+		t.Fatalf("commit after a truncate: %v, want ErrSizeChanged", err)
+	}
+	if _, err := e.s.SetAttr(ctx, RootCred, f, SetAttrReq{Size: &up, IfSizeAtLeast: 1100}); !errors.Is(err, ErrSizeChanged) {
+		t.Fatalf("truncate up after a truncate: %v, want ErrSizeChanged", err)
+	}
+	if a := e.attr(f); a.Size != 0 || len(e.visible(f, 0)) != 0 {
+		t.Fatalf("a refused commit changed the file: size %d, %v", a.Size, e.visible(f, 0))
+	}
+	u, _ := e.s.Usage(ctx, e.vol.ID)
+	if u.Bytes != u0.Bytes-1000 {
+		t.Fatalf("usage %d bytes, want %d", u.Bytes, u0.Bytes-1000)
+	}
+	e.fsck()
 }

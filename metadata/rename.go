@@ -165,7 +165,7 @@ func (s *Store) renameTx(tx *txn, cred Cred, srcDir Ino, srcName string, dstDir 
 		if err := s.checkNoCycle(tx, dd, srcIno); err != nil {
 			return err
 		}
-		if !(exists && tgt.IsDir()) && dd.Nlink+1 > maxLinks {
+		if !(exists && tgt.IsDir()) && dd.Nlink+1 > s.MaxLinks() {
 			return fmt.Errorf("directory %d has %d links: %w", dstDir, dd.Nlink, ErrTooManyLinks)
 		}
 	}

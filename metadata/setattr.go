@@ -28,7 +28,8 @@ import (
 //     same transaction; mtime and ctime change; a change by a caller other
 //     than root clears setuid (and setgid with group-execute) like a write.
 //     vfs decides whether an open file descriptor overrides the permission
-//     check (ftruncate) and then passes a cred that passes.
+//     check (ftruncate) and then passes a cred that passes. With
+//     IfSizeAtLeast, ErrSizeChanged unless the size is at least that.
 //   - Atime/Mtime set to given values: owner or root (ErrNotPermitted).
 //     AtimeNow/MtimeNow (utimes(NULL)): owner, root or anyone with write
 //     permission (ErrAccess). A Now flag overrides an explicit value.
@@ -83,6 +84,9 @@ func (s *Store) SetAttr(ctx context.Context, cred Cred, ino Ino, req SetAttrReq)
 			}
 			if err := access(&orig, cred, MayWrite); err != nil {
 				return err
+			}
+			if orig.Size < req.IfSizeAtLeast {
+				return fmt.Errorf("inode %d has %d bytes, expected at least %d: %w", ino, orig.Size, req.IfSizeAtLeast, ErrSizeChanged)
 			}
 			grow := int64(size) - int64(orig.Size)
 			if err := s.checkQuota(tx.ctx, orig.Vol, grow, 0); err != nil {

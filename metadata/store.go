@@ -29,7 +29,11 @@ type Config struct {
 	// SessionTTL is the lease of this instance's open-file records: a crashed
 	// instance's opens are forgotten after it.
 	SessionTTL time.Duration
-	Logger     *slog.Logger
+	// MaxLinks is the highest link count Link (and a rename adding a
+	// subdirectory) will make, ErrTooManyLinks beyond; 0 means
+	// DefaultMaxLinks. PATHCONF reports it (Store.MaxLinks).
+	MaxLinks uint32
+	Logger   *slog.Logger
 	// Registerer receives the store's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 }
@@ -207,6 +211,14 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() { close(s.closed) })
 	s.wg.Wait()
 	return nil
+}
+
+// MaxLinks is the highest link count an inode may reach (Config.MaxLinks).
+func (s *Store) MaxLinks() uint32 {
+	if s.cfg.MaxLinks == 0 {
+		return DefaultMaxLinks
+	}
+	return s.cfg.MaxLinks
 }
 
 // Info returns the format record (cluster id and handle secret).

@@ -12,6 +12,13 @@ const RootIno Ino = 1
 // ChunkSize is the span of file bytes one chunk key covers.
 const ChunkSize = 64 << 20
 
+// MaxFileSize is the largest file size: 2^32 chunks of ChunkSize (256
+// PiB). A write, commit or truncate past it is ErrFileTooBig (EFBIG).
+const MaxFileSize = ChunkSize << 32
+
+// DefaultMaxLinks is the default of Config.MaxLinks.
+const DefaultMaxLinks = 65000
+
 // MaxNameLen is the longest name (in bytes) a directory entry may have.
 const MaxNameLen = 255
 
@@ -86,6 +93,10 @@ type SetAttrReq struct {
 	// GuardCtime, when set, makes the call fail with ErrNotSync unless the
 	// inode's ctime equals it (NFS SETATTR guard).
 	GuardCtime *time.Time
+	// IfSizeAtLeast, when nonzero with Size, makes the call fail with
+	// ErrSizeChanged unless the file's size is at least this (the size a
+	// caller reserved quota for a truncate up from).
+	IfSizeAtLeast uint64
 }
 
 // CreateMode is how Create treats an existing name.
@@ -137,6 +148,18 @@ type WriteReq struct {
 	// a concurrent write is never overwritten with older bytes.
 	IfUnchanged bool
 	Expect      []Slice
+	// IfSizeAtLeast, when nonzero, makes the commit fail with
+	// ErrSizeChanged unless the file's size is at least this at commit time.
+	// A writer whose quota reservation was computed from the size it read
+	// passes that size, so that a concurrent truncate cannot make the commit
+	// grow the file by more than was reserved.
+	IfSizeAtLeast uint64
+	// Release also drops one open of the inode by this Store's session in
+	// the same transaction, as ReleaseFile does (the writer's last commit
+	// before a close). It is not done when the inode has no links left (an
+	// unlinked open file, whose last release deletes it): the returned
+	// Attr's Nlink is then 0 and the caller calls ReleaseFile.
+	Release bool
 }
 
 // Volume is a subtree with its own root, quota and export options.

@@ -183,3 +183,16 @@ func (v *VFS) Access(ctx context.Context, cred Cred, ino Ino, mask uint32) error
 	}
 	return nil
 }
+
+// Limits are the file system's fixed limits, for NFS PATHCONF and FSINFO
+// and FUSE's statfs.
+type Limits struct {
+	LinkMax     uint32 // highest link count (metadata.Config.MaxLinks)
+	NameMax     uint32 // longest name in bytes
+	MaxFileSize uint64 // largest file size; writes and truncates past it are EFBIG
+}
+
+// Limits returns the limits this instance enforces.
+func (v *VFS) Limits() Limits {
+	return Limits{LinkMax: v.md.MaxLinks(), NameMax: metadata.MaxNameLen, MaxFileSize: metadata.MaxFileSize}
+}

@@ -61,6 +61,22 @@
 //
 // # Quotas
 //
-// See quota.go: per-instance reservations in etcd make a volume's quota
-// hard (usage never exceeds it) without one key written by every write.
+// See quota.go: per-instance reservations (metadata.Store.ReserveQuota)
+// make a volume's quota hard (usage never exceeds it) without one key
+// written by every write; every commit of a flush on a quota volume is
+// conditioned on the file size its reservation assumed
+// (metadata.WriteReq.IfSizeAtLeast), so truncates racing it by another
+// instance cannot make it grow the file by more than was reserved.
+//
+// # Transactions of a small file
+//
+// OpenCreate records the open in the create's transaction, and the last
+// Release of a file in the instance drops it in the last slice commit:
+// open, write and close of a small file cost two etcd transactions, as do
+// Create plus a FILE_SYNC Write, or an UNSTABLE Write and Commit.
+//
+// # Limits
+//
+// Limits reports the link limit, the name length and the maximum file
+// size (metadata.MaxFileSize; writes and truncates past it are EFBIG).
 package vfs

@@ -32,3 +32,7 @@ func CachedBlocks(v *VFS) int {
 	defer v.blocks.mu.Unlock()
 	return len(v.blocks.mu.m)
 }
+
+// OnFlushSizeRead makes fn run after every flush on a quota volume has read
+// the file's size and before it commits (set it before the flush starts).
+func OnFlushSizeRead(v *VFS, fn func(Ino)) { v.hooks.flushSizeRead = fn }

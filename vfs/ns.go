@@ -2,6 +2,7 @@ package vfs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -65,7 +66,20 @@ func (v *VFS) SetAttr(ctx context.Context, cred Cred, ino Ino, req metadata.SetA
 	return v.setAttr(ctx, cred, ino, req)
 }
 
-func (v *VFS) setAttr(ctx context.Context, cred Cred, ino Ino, req metadata.SetAttrReq) (_ Attr, err error) {
+func (v *VFS) setAttr(ctx context.Context, cred Cred, ino Ino, req metadata.SetAttrReq) (Attr, error) {
+	for attempt := 0; ; attempt++ {
+		a, err := v.setAttrOnce(ctx, cred, ino, req)
+		if !errors.Is(err, metadata.ErrSizeChanged) || attempt >= maxSizeRetries {
+			return a, err
+		}
+	}
+}
+
+// setAttrOnce is setAttr; a truncate up on a quota volume holds the growth
+// from the size it read and requires that size at commit
+// (SetAttrReq.IfSizeAtLeast), failing with ErrSizeChanged when another
+// instance truncated the file meanwhile (setAttr then starts again).
+func (v *VFS) setAttrOnce(ctx context.Context, cred Cred, ino Ino, req metadata.SetAttrReq) (_ Attr, err error) {
 	if req.Size != nil {
 		// Growth by truncate counts against the quota.
 		cur, err := v.md.GetAttr(ctx, ino)
@@ -79,6 +93,7 @@ func (v *VFS) setAttr(ctx context.Context, cred Cred, ino Ino, req metadata.SetA
 				return Attr{}, fmt.Errorf("setattr %d: %w", ino, err)
 			}
 			if taken {
+				req.IfSizeAtLeast = cur.Size
 				defer func() { v.settleQuota(cur.Vol, growth, 0, err == nil) }()
 			}
 		}
@@ -142,6 +157,12 @@ func (v *VFS) setAttr(ctx context.Context, cred Cred, ino Ino, req metadata.SetA
 // Create makes regular file name in dir (see metadata.Store.Create for how
 // an existing name is treated).
 func (v *VFS) Create(ctx context.Context, cred Cred, dir Ino, name string, mode uint32, how metadata.CreateMode, verf [8]byte) (Attr, bool, error) {
+	return v.create(ctx, cred, dir, name, mode, how, verf, false)
+}
+
+// create is Create; with open, a file it creates is also registered open
+// (metadata.Store.CreateOpen).
+func (v *VFS) create(ctx context.Context, cred Cred, dir Ino, name string, mode uint32, how metadata.CreateMode, verf [8]byte, open bool) (Attr, bool, error) {
 	if err := v.checkOpen(); err != nil {
 		return Attr{}, false, err
 	}
@@ -149,7 +170,11 @@ func (v *VFS) Create(ctx context.Context, cred Cred, dir Ino, name string, mode 
 	if err != nil {
 		return Attr{}, false, err
 	}
-	a, created, err := v.md.Create(ctx, cred, dir, name, mode, how, verf)
+	mdCreate := v.md.Create
+	if open {
+		mdCreate = v.md.CreateOpen
+	}
+	a, created, err := mdCreate(ctx, cred, dir, name, mode, how, verf)
 	done(err == nil && created)
 	if err != nil {
 		return Attr{}, false, err

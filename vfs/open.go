@@ -69,11 +69,13 @@ func (v *VFS) Open(ctx context.Context, cred Cred, ino Ino, flags int) (*Handle,
 	if err := v.md.Access(ctx, cred, ino, mask); err != nil {
 		return nil, Attr{}, fmt.Errorf("open %d: %w", ino, err)
 	}
-	return v.finishOpen(ctx, cred, a, flags)
+	return v.finishOpen(ctx, cred, a, flags, false)
 }
 
-func (v *VFS) finishOpen(ctx context.Context, cred Cred, a Attr, flags int) (*Handle, Attr, error) {
-	if a.Type == metadata.TypeFile {
+// finishOpen makes the handle; registered says the open is already
+// recorded in metadata (by CreateOpen).
+func (v *VFS) finishOpen(ctx context.Context, cred Cred, a Attr, flags int, registered bool) (*Handle, Attr, error) {
+	if a.Type == metadata.TypeFile && !registered {
 		if err := v.md.OpenFile(ctx, a.Ino); err != nil {
 			return nil, Attr{}, fmt.Errorf("open %d: %w", a.Ino, err)
 		}
@@ -97,7 +99,8 @@ func (v *VFS) finishOpen(ctx context.Context, cred Cred, a Attr, flags int) (*Ha
 // OpenCreate is open(2) with O_CREAT: it creates regular file name in dir
 // with mode if it does not exist (ErrExist with O_EXCL if it does), then
 // opens it. A file created by this call is opened without a permission
-// check (the creator may write a file it created read-only).
+// check (the creator may write a file it created read-only), and its open
+// is recorded in the create's transaction (metadata.Store.CreateOpen).
 func (v *VFS) OpenCreate(ctx context.Context, cred Cred, dir Ino, name string, mode uint32, flags int) (*Handle, Attr, error) {
 	if err := v.checkOpen(); err != nil {
 		return nil, Attr{}, err
@@ -106,12 +109,12 @@ func (v *VFS) OpenCreate(ctx context.Context, cred Cred, dir Ino, name string, m
 	if flags&syscall.O_EXCL != 0 {
 		how = metadata.CreateGuarded
 	}
-	a, created, err := v.Create(ctx, cred, dir, name, mode, how, [8]byte{})
+	a, created, err := v.create(ctx, cred, dir, name, mode, how, [8]byte{}, true)
 	if err != nil {
 		return nil, Attr{}, err
 	}
 	if created {
-		return v.finishOpen(ctx, cred, a, flags&^syscall.O_TRUNC)
+		return v.finishOpen(ctx, cred, a, flags&^syscall.O_TRUNC, true)
 	}
 	return v.Open(ctx, cred, a.Ino, flags&^(syscall.O_CREAT|syscall.O_EXCL))
 }
@@ -119,7 +122,11 @@ func (v *VFS) OpenCreate(ctx context.Context, cred Cred, dir Ino, name string, m
 // Release closes the handle: it flushes the file's buffered data (so that
 // another instance that opens the file next sees it: close-to-open) and
 // drops the open registration; the last release of an unlinked file
-// deletes it (its data is queued for garbage collection). It returns the
+// deletes it (its data is queued for garbage collection). When this is the
+// instance's last handle of the file and the flush commits data, the
+// registration is dropped by the last commit's transaction
+// (metadata.WriteReq.Release), so open-write-close of a small file costs
+// two transactions: create with open, commit with release. It returns the
 // flush error, if any. Releasing twice is a no-op.
 func (h *Handle) Release(ctx context.Context) error {
 	var err error
@@ -127,8 +134,17 @@ func (h *Handle) Release(ctx context.Context) error {
 		v := h.v
 		f := v.lockedFile(h.ino)
 		f.mu.opens--
+		last := f.mu.opens == 0
 		f.mu.Unlock()
-		err = v.flushFile(ctx, f, true)
+		released := false
+		if last {
+			released, err = v.flushRelease(ctx, f)
+		} else {
+			err = v.flushFile(ctx, f, true)
+		}
+		if released {
+			return
+		}
 		if rerr := v.md.ReleaseFile(ctx, h.ino); rerr != nil && err == nil {
 			err = rerr
 		}

@@ -17,17 +17,33 @@ import (
 
 // pathFS adapts the inode-level vfs API to posixtest's path interface: a
 // path walk of Lookups (following symlinks), then one vfs call.
+// Paths under otherMount resolve from the root of a second volume (other),
+// when there is one.
 type pathFS struct {
-	v    *vfs.VFS
-	root metadata.Ino
-	cred metadata.Cred
+	v     *vfs.VFS
+	root  metadata.Ino
+	other metadata.Ino
+	cred  metadata.Cred
 }
 
-var _ posixtest.FS = (*pathFS)(nil)
+// otherMount is where pathFS shows the second volume.
+const otherMount = ".other-volume"
+
+var (
+	_ posixtest.FS           = (*pathFS)(nil)
+	_ posixtest.OtherVolumer = (*pathFS)(nil)
+	_ posixtest.Limiter      = (*pathFS)(nil)
+)
 
 func (p *pathFS) As(uid, gid uint32, groups ...uint32) (posixtest.FS, bool) {
-	return &pathFS{v: p.v, root: p.root, cred: metadata.Cred{Uid: uid, Gid: gid, Groups: groups}}, true
+	return &pathFS{v: p.v, root: p.root, other: p.other, cred: metadata.Cred{Uid: uid, Gid: gid, Groups: groups}}, true
 }
+
+func (p *pathFS) OtherVolumeDir() (string, bool) { return "/" + otherMount, p.other != 0 }
+
+func (p *pathFS) LinkMax() int { return int(p.v.Limits().LinkMax) }
+
+func (p *pathFS) MaxFileSize() int64 { return int64(p.v.Limits().MaxFileSize) }
 
 func perr(op, path string, err error) error {
 	if err == nil {
@@ -49,11 +65,14 @@ func split(path string) []string {
 // resolve walks path from the root; follow says whether a final symlink is
 // followed.
 func (p *pathFS) resolve(ctx context.Context, path string, follow bool) (metadata.Attr, error) {
-	cur, err := p.v.GetAttr(ctx, p.root)
+	start, comps := p.root, split(path)
+	if len(comps) > 0 && comps[0] == otherMount && p.other != 0 {
+		start, comps = p.other, comps[1:]
+	}
+	cur, err := p.v.GetAttr(ctx, start)
 	if err != nil {
 		return metadata.Attr{}, err
 	}
-	comps := split(path)
 	hops := 0
 	for i := 0; i < len(comps); i++ {
 		a, err := p.v.Lookup(ctx, p.cred, cur.Ino, comps[i])
@@ -322,9 +341,15 @@ func (f *vfsFile) Stat() (posixtest.Stat, error) {
 
 func (f *vfsFile) Close() error { return perr("close", f.path, f.h.Release(context.Background())) }
 
+// TestPOSIX runs the suite with a second volume (EXDEV) and a link limit
+// low enough to reach (EMLINK).
 func TestPOSIX(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{})
-	posixtest.Run(t, &pathFS{v: s.VFS, root: s.Root()}, posixtest.Options{})
+	s := testenv.StartStack(t, testenv.StackOptions{Metadata: func(c *metadata.Config) { c.MaxLinks = 40 }})
+	other, err := s.Instance.Store.CreateVolume(context.Background(), metadata.VolumeSpec{Name: "other", Mode: 0o777})
+	if err != nil {
+		t.Fatal(err)
+	}
+	posixtest.Run(t, &pathFS{v: s.VFS, root: s.Root(), other: other.Root}, posixtest.Options{})
 }
 
 // TestPOSIXSmallBuffers runs the suite with little dirty memory, eager

@@ -3,11 +3,11 @@ package vfs
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rwxfs/rwxfs/chunkstore"
@@ -72,6 +72,13 @@ type VFS struct {
 		bytes int64
 	}
 	closed atomic.Bool
+
+	// hooks are test seams (set through export_test.go before use).
+	hooks struct {
+		// flushSizeRead runs after a flush read the file's size for the
+		// quota and before it commits.
+		flushSizeRead func(Ino)
+	}
 }
 
 // New starts a VFS over md and cs (which the caller keeps owning and closes
@@ -103,11 +110,6 @@ func New(ctx context.Context, md *metadata.Store, cs *chunkstore.Client, cfg Con
 	if _, err := rand.Read(v.verf[:]); err != nil {
 		return nil, err
 	}
-	var id [8]byte
-	if _, err := rand.Read(id[:]); err != nil {
-		return nil, err
-	}
-	v.q.id = hex.EncodeToString(id[:])
 	v.ranged.m = map[chunkstore.BlockID]struct{}{}
 	if cfg.DiskCacheBytes > 0 {
 		if v.disk, err = openDiskCache(cfg.DiskCacheDir, cfg.DiskCacheBytes, log); err != nil {
@@ -145,6 +147,9 @@ func New(ctx context.Context, md *metadata.Store, cs *chunkstore.Client, cfg Con
 func (v *VFS) Close() error {
 	v.closeOnce.Do(func() {
 		v.closeErr = v.FlushAll(context.Background())
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		v.dropReservations(ctx)
+		cancel()
 		v.shutdown()
 	})
 	return v.closeErr

@@ -30,8 +30,8 @@ const (
 	FileSync
 )
 
-// maxFileSize is the largest file size (off_t).
-const maxFileSize = 1 << 63
+// maxFileSize is the largest file size.
+const maxFileSize = metadata.MaxFileSize
 
 // Write writes data at off of regular file ino for cred, as an NFS WRITE:
 // cred needs write permission (checked against the current attributes,
@@ -260,7 +260,18 @@ func (v *VFS) FlushAll(ctx context.Context) error {
 func (v *VFS) flushFile(ctx context.Context, f *file, user bool) error {
 	f.flushMu.Lock()
 	defer f.flushMu.Unlock()
-	return v.flushLocked(ctx, f, user)
+	_, err := v.flushCore(ctx, f, user, false)
+	return err
+}
+
+// flushRelease is the flush of the last Release of a file in this
+// instance: the last slice commit also drops the session's open record
+// (metadata.WriteReq.Release). It reports whether that happened; if not
+// (nothing to commit, a failure, an unlinked file) the caller releases.
+func (v *VFS) flushRelease(ctx context.Context, f *file) (bool, error) {
+	f.flushMu.Lock()
+	defer f.flushMu.Unlock()
+	return v.flushCore(ctx, f, true, true)
 }
 
 // permanent reports errors that retrying a commit cannot cure.
@@ -281,6 +292,13 @@ func permanent(err error) bool {
 // good (ErrQuota ...) is dropped; data that failed transiently goes back
 // into the buffer.
 func (v *VFS) flushLocked(ctx context.Context, f *file, user bool) error {
+	_, err := v.flushCore(ctx, f, user, false)
+	return err
+}
+
+// flushCore is flushLocked; with release, the last commit also releases
+// the session's open of the file, and it reports whether it did.
+func (v *VFS) flushCore(ctx context.Context, f *file, user, release bool) (bool, error) {
 	f.mu.Lock()
 	var pending error
 	if user {
@@ -291,7 +309,7 @@ func (v *VFS) flushLocked(ctx context.Context, f *file, user bool) error {
 		f.mu.quotaHeld = 0
 		f.mu.Unlock()
 		v.settleQuota(vol, held, 0, false)
-		return pending
+		return false, pending
 	}
 	held, vol := f.mu.quotaHeld, f.mu.vol
 	f.mu.quotaHeld = 0
@@ -305,17 +323,19 @@ func (v *VFS) flushLocked(ctx context.Context, f *file, user bool) error {
 	f.mu.Unlock()
 
 	v.m.flushes.Inc()
-	growth, err := v.settleGrowth(ctx, f.ino, vol, held, frozen)
-	switch {
-	case err == nil:
-		err = v.commitExtents(ctx, f.ino, frozen, clearSetID, mtime)
-		if err == nil || permanent(err) {
-			// Some slices may have committed before a permanent failure:
-			// count the growth as used (conservative).
-			v.settleQuota(vol, growth, 0, true)
-		}
-	case permanent(err):
-		v.settleQuota(vol, growth, 0, false)
+	plan, err := v.planGrowth(ctx, f.ino, vol, held, frozen)
+	released := false
+	if err == nil {
+		released, err = v.commitExtents(ctx, f.ino, frozen, clearSetID, mtime, &plan, release)
+	}
+	// The growth the commits can have made is used; the rest of what was
+	// held goes back to the reservation, or (transient failure) stays
+	// held for the data put back below.
+	v.settleQuota(vol, plan.spent, 0, true)
+	unspent := plan.held - plan.spent
+	if err == nil || permanent(err) {
+		v.settleQuota(vol, unspent, 0, false)
+		unspent = 0
 	}
 	v.log.Debug("vfs: flush", "ino", f.ino, "err", err, "user", user)
 	if errors.Is(err, metadata.ErrNotExist) {
@@ -342,7 +362,7 @@ func (v *VFS) flushLocked(ctx context.Context, f *file, user bool) error {
 			}
 		}
 		f.mu.active, f.mu.activeBytes = frozen, total
-		f.mu.quotaHeld += growth
+		f.mu.quotaHeld += unspent
 		freed = frozenBytes + oldActive - total
 		f.mu.clearSetID = f.mu.clearSetID || clearSetID
 		f.mu.firstWrite = firstWrite
@@ -353,42 +373,100 @@ func (v *VFS) flushLocked(ctx context.Context, f *file, user bool) error {
 	v.releaseDirty(freed)
 	if err != nil {
 		v.m.flushErrors.Inc()
-		return fmt.Errorf("flush inode %d: %w", f.ino, err)
+		return false, fmt.Errorf("flush inode %d: %w", f.ino, err)
 	}
-	return pending
+	return released, pending
 }
 
-// settleGrowth turns the quota held for a frozen layer (taken at write
-// time from the size this instance knew) into the growth the commit will
-// make, judged from the size read now: more is taken, or the excess given
-// back. Volumes without a quota hold nothing and skip this.
-func (v *VFS) settleGrowth(ctx context.Context, ino Ino, vol uint32, held int64, layer map[uint32][]*extent) (int64, error) {
-	if held == 0 {
-		return 0, nil
+// growthPlan keeps the growth of a file by one flush's commits within the
+// quota held for it. On a volume with a byte quota the flush reads the
+// file's size (assumed) and holds end-of-data minus that size; every commit
+// then requires the size to be at least assumed (WriteReq.IfSizeAtLeast),
+// so it grows the file by at most its end minus assumed, and assumed moves
+// up to each committed end. A truncate by another instance in between
+// fails the commit (ErrSizeChanged): the size is read again, the growth the
+// remaining commits need is held (more taken, or the excess given back),
+// and the commit is retried. So the growth the flush makes never exceeds
+// what it took from the reservation (see quota.go), whatever truncates
+// race it, and no write is dropped for it (unless the quota cannot cover
+// it: ErrQuota).
+type growthPlan struct {
+	vol     uint32
+	limited bool   // the volume has a byte quota: commits are conditional
+	assumed uint64 // the size the next commit requires at least
+	held    int64  // quota taken for this flush
+	spent   int64  // growth the commits so far can have made (upper bound)
+}
+
+// planGrowth reads the file's size on a volume with a byte quota and holds
+// the growth the layer needs, starting from held (taken at write time from
+// the size this instance knew).
+func (v *VFS) planGrowth(ctx context.Context, ino Ino, vol uint32, held int64, layer map[uint32][]*extent) (growthPlan, error) {
+	p := growthPlan{vol: vol, held: held}
+	if vol == 0 {
+		return p, nil
+	}
+	limited, err := v.byteQuota(ctx, vol)
+	if err != nil {
+		return p, err
+	}
+	if !limited {
+		// No quota (any more): nothing to hold.
+		v.settleQuota(vol, p.held, 0, false)
+		p.held = 0
+		return p, nil
 	}
 	a, err := v.md.GetAttr(ctx, ino)
 	if err != nil {
-		return held, err
+		return p, err
 	}
+	if h := v.hooks.flushSizeRead; h != nil {
+		h(ino)
+	}
+	p.limited, p.assumed = true, a.Size
+	return p, p.hold(ctx, v, layerEnd(layer))
+}
+
+// hold makes the unspent part of what p holds exactly the growth needed to
+// reach end from the assumed size.
+func (p *growthPlan) hold(ctx context.Context, v *VFS, end uint64) error {
+	var need int64
+	if end > p.assumed {
+		need = int64(end - p.assumed)
+	}
+	budget := p.held - p.spent
+	switch {
+	case need > budget:
+		taken, err := v.takeQuota(ctx, p.vol, need-budget, 0)
+		if err != nil {
+			return err
+		}
+		if taken {
+			p.held += need - budget
+		}
+	case need < budget:
+		v.settleQuota(p.vol, budget-need, 0, false)
+		p.held -= budget - need
+	}
+	return nil
+}
+
+// committed records a commit of data ending at end.
+func (p *growthPlan) committed(end uint64) {
+	if end > p.assumed {
+		p.spent += int64(end - p.assumed)
+		p.assumed = end
+	}
+}
+
+func layerEnd(layer map[uint32][]*extent) uint64 {
 	var end uint64
 	for c, l := range layer {
 		if len(l) > 0 {
 			end = max(end, uint64(c)*metadata.ChunkSize+uint64(l[len(l)-1].end()))
 		}
 	}
-	var need int64
-	if end > a.Size {
-		need = int64(end - a.Size)
-	}
-	switch {
-	case need > held:
-		if _, err := v.takeQuota(ctx, vol, need-held, 0); err != nil {
-			return held, err
-		}
-	case need < held:
-		v.settleQuota(vol, held-need, 0, false)
-	}
-	return need, nil
+	return end
 }
 
 type upload struct {
@@ -400,10 +478,14 @@ type upload struct {
 	base   []metadata.Slice //
 }
 
+func (u *upload) end() uint64 { return uint64(u.chunk)*metadata.ChunkSize + uint64(u.e.end()) }
+
 // commitExtents uploads each extent as one slice (cut into blocks of at
 // most MaxBlockSize, uploaded in parallel) and then commits the slices,
 // each with one CommitSlice (commits of one file conflict on its inode
-// record, so they run one after the other).
+// record, so they run one after the other), within plan. With release the
+// last commit also releases the session's open of the file; it reports
+// whether that happened.
 //
 // A chunk with MergeExtents or more extents (random small writes) is
 // committed as one slice instead: the extents are laid over the committed
@@ -414,7 +496,7 @@ type upload struct {
 // truncated the chunk) the merged slice is dropped and the extents are
 // committed one by one, so no concurrent write is ever overwritten with
 // older bytes.
-func (v *VFS) commitExtents(ctx context.Context, ino Ino, layer map[uint32][]*extent, clearSetID bool, mtime time.Time) error {
+func (v *VFS) commitExtents(ctx context.Context, ino Ino, layer map[uint32][]*extent, clearSetID bool, mtime time.Time, plan *growthPlan, release bool) (bool, error) {
 	chunks := make([]uint32, 0, len(layer))
 	for c := range layer {
 		chunks = append(chunks, c)
@@ -434,10 +516,17 @@ func (v *VFS) commitExtents(ctx context.Context, ino Ino, layer map[uint32][]*ex
 		}
 	}
 	if err := v.uploadAll(ctx, ups); err != nil {
-		return err
+		return false, err
 	}
-	for _, u := range ups {
-		err := v.commitUpload(ctx, ino, u, clearSetID, mtime)
+	// restEnd[i] is the end of the data of ups[i:].
+	restEnd := make([]uint64, len(ups)+1)
+	for i := len(ups) - 1; i >= 0; i-- {
+		restEnd[i] = max(restEnd[i+1], ups[i].end())
+	}
+	released := false
+	for i, u := range ups {
+		last := release && i == len(ups)-1
+		rel, err := v.commitUpload(ctx, ino, u, clearSetID, mtime, plan, max(restEnd[i], u.end()), last)
 		if u.merged && errors.Is(err, metadata.ErrChunkChanged) {
 			// Another writer changed the chunk since the gaps were read:
 			// commit the extents one by one instead of older bytes.
@@ -446,20 +535,84 @@ func (v *VFS) commitExtents(ctx context.Context, ino Ino, layer map[uint32][]*ex
 				parts = append(parts, upload{chunk: u.chunk, e: e})
 			}
 			if err := v.uploadAll(ctx, parts); err != nil {
-				return err
+				return false, err
 			}
-			for _, p := range parts {
-				if err := v.commitUpload(ctx, ino, p, clearSetID, mtime); err != nil {
-					return err
+			for j, p := range parts {
+				rest := restEnd[i+1]
+				for _, q := range parts[j:] {
+					rest = max(rest, q.end())
+				}
+				if rel, err = v.commitUpload(ctx, ino, p, clearSetID, mtime, plan, rest, last && j == len(parts)-1); err != nil {
+					return false, err
 				}
 			}
+			released = rel
 			continue
 		}
 		if err != nil {
-			return err
+			return false, err
+		}
+		released = rel
+	}
+	return released, nil
+}
+
+// maxSizeRetries bounds how often one commit is retried after concurrent
+// truncates (each retry needs another truncate to race it).
+const maxSizeRetries = 16
+
+// commitUpload commits one uploaded slice within plan; rest is the end of
+// this and every later upload of the flush (what the quota must cover from
+// a size read again). With release it also releases the session's open
+// and reports whether it did.
+func (v *VFS) commitUpload(ctx context.Context, ino Ino, u upload, clearSetID bool, mtime time.Time, plan *growthPlan, rest uint64, release bool) (bool, error) {
+	n := uint32(len(u.e.data))
+	k := chunkKey{ino, u.chunk}
+	long := false
+	if e, ok := v.slices.get(k); ok && v.cfg.CompactThreshold > 0 && len(e.list)+1 > v.cfg.CompactThreshold {
+		long = true
+	}
+	req := metadata.WriteReq{
+		Ino: ino, Chunk: u.chunk, ClearSetID: clearSetID, Now: mtime,
+		Slice: metadata.Slice{ID: u.id, Size: n, Len: n, Pos: u.e.pos},
+		// A merged slice carries committed bytes read at u.base: it may only
+		// land on exactly that list.
+		IfUnchanged: u.merged, Expect: u.base,
+		Release: release,
+	}
+	var a Attr
+	var err error
+	for attempt := 0; ; attempt++ {
+		if plan.limited {
+			req.IfSizeAtLeast = plan.assumed
+		}
+		a, err = v.md.CommitSlice(ctx, req)
+		if !errors.Is(err, metadata.ErrSizeChanged) || attempt >= maxSizeRetries {
+			break
+		}
+		// Truncated meanwhile: hold what the rest needs from the new size.
+		cur, gerr := v.md.GetAttr(ctx, ino)
+		if gerr != nil {
+			err = gerr
+			break
+		}
+		plan.assumed = cur.Size
+		if err = plan.hold(ctx, v, rest); err != nil {
+			break
 		}
 	}
-	return nil
+	v.slices.invalidate(k)
+	v.log.Debug("vfs: commit", "ino", ino, "chunk", u.chunk, "pos", u.e.pos, "len", n, "size", a.Size, "err", err)
+	if err != nil {
+		return false, err
+	}
+	plan.committed(u.end())
+	v.m.commits.Inc()
+	v.attrs.update(a)
+	if long {
+		v.queueCompaction(k)
+	}
+	return release && a.Nlink > 0, nil
 }
 
 // mergeChunk lays extents l of chunk c over the committed data of the span
@@ -500,33 +653,6 @@ func (v *VFS) uploadAll(ctx context.Context, ups []upload) error {
 		}
 	}
 	return g.Wait()
-}
-
-func (v *VFS) commitUpload(ctx context.Context, ino Ino, u upload, clearSetID bool, mtime time.Time) error {
-	n := uint32(len(u.e.data))
-	k := chunkKey{ino, u.chunk}
-	long := false
-	if e, ok := v.slices.get(k); ok && v.cfg.CompactThreshold > 0 && len(e.list)+1 > v.cfg.CompactThreshold {
-		long = true
-	}
-	a, err := v.md.CommitSlice(ctx, metadata.WriteReq{
-		Ino: ino, Chunk: u.chunk, ClearSetID: clearSetID, Now: mtime,
-		Slice: metadata.Slice{ID: u.id, Size: n, Len: n, Pos: u.e.pos},
-		// A merged slice carries committed bytes read at u.base: it may only
-		// land on exactly that list.
-		IfUnchanged: u.merged, Expect: u.base,
-	})
-	v.slices.invalidate(k)
-	v.log.Debug("vfs: commit", "ino", ino, "chunk", u.chunk, "pos", u.e.pos, "len", n, "size", a.Size, "err", err)
-	if err != nil {
-		return err
-	}
-	v.m.commits.Inc()
-	v.attrs.update(a)
-	if long {
-		v.queueCompaction(k)
-	}
-	return nil
 }
 
 // flusher commits data idle for FlushIdle, and the biggest files first when

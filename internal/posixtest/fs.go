@@ -40,6 +40,29 @@ type FS interface {
 	ReadDir(path string) ([]string, error)
 }
 
+// Optional capabilities. An FS may also implement these; the suite asserts
+// them at run time and skips, with the reason, the checks that need one it
+// lacks.
+
+// OtherVolumer names a directory of a second volume of the same file
+// system (a second export or mount of the cluster) as a path the FS's own
+// calls accept, so that renames and links across volumes can be tried
+// (EXDEV).
+type OtherVolumer interface {
+	// OtherVolumeDir returns a directory on another volume, writable by
+	// root, or false if there is none.
+	OtherVolumeDir() (string, bool)
+}
+
+// Limiter reports the file system's limits (what NFS PATHCONF and FSINFO
+// report, or pathconf(3) over a mount).
+type Limiter interface {
+	// LinkMax is the highest link count of a file (_PC_LINK_MAX).
+	LinkMax() int
+	// MaxFileSize is the largest file size (FSINFO maxfilesize).
+	MaxFileSize() int64
+}
+
 // File is an open file. Write writes at the file offset (which O_APPEND
 // moves to the end first); ReadAt and WriteAt do not use the offset.
 type File interface {

@@ -62,6 +62,9 @@ func Run(t *testing.T, fsys FS, opts Options) {
 		{"ChmodChown", testChmodChown},
 		{"RandomIO", testRandomIO},
 		{"LargeFile", testLargeFile},
+		{"EXDEV", testEXDEV},
+		{"EMLINK", testEMLINK},
+		{"EFBIG", testEFBIG},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -277,6 +280,120 @@ func testENAMETOOLONG(t *testing.T, s *suite) {
 	if got := readFile(t, s.fs, s.p(max)); string(got) != "ok" {
 		t.Errorf("255-byte name: read %q", got)
 	}
+	expect(t, s.fs.Symlink(max, s.p(long)), syscall.ENAMETOOLONG, "symlink named with 256 bytes")
+	expect(t, s.fs.Link(s.p(max), s.p(long)), syscall.ENAMETOOLONG, "link named with 256 bytes")
+	expect(t, s.fs.Rename(s.p(max), s.p(long)), syscall.ENAMETOOLONG, "rename to 256 bytes")
+	_, err = s.fs.Stat(s.p(long))
+	expect(t, err, syscall.ENAMETOOLONG, "stat of a 256-byte name")
+	// A multi-byte UTF-8 name counts bytes: 128 two-byte runes are 256.
+	expect(t, s.fs.Mkdir(s.p(strings.Repeat("é", 128)), 0o755), syscall.ENAMETOOLONG, "mkdir of 128 two-byte runes")
+	// Nothing of the refused calls is left behind.
+	names, err := s.fs.ReadDir(s.dir)
+	ok(t, err, "readdir")
+	if len(names) != 1 || names[0] != max {
+		t.Errorf("directory holds %d names after refused calls, want only the 255-byte one", len(names))
+	}
+}
+
+func testEXDEV(t *testing.T, s *suite) {
+	ov, has := s.fs.(OtherVolumer)
+	if !has {
+		t.Skip("the implementation names no second volume (OtherVolumer)")
+	}
+	other, has := ov.OtherVolumeDir()
+	if !has {
+		t.Skip("no second volume to rename into")
+	}
+	dst := other + "/" + strings.ReplaceAll(t.Name(), "/", "_")
+	ok(t, s.fs.Mkdir(dst, 0o777), "mkdir on the other volume")
+	writeFile(t, s.fs, s.p("f"), []byte("stays"), 0o644)
+	ok(t, s.fs.Mkdir(s.p("d"), 0o755), "mkdir")
+	writeFile(t, s.fs, dst+"/g", []byte("there"), 0o644)
+	expect(t, s.fs.Rename(s.p("f"), dst+"/f"), syscall.EXDEV, "rename a file to another volume")
+	expect(t, s.fs.Rename(s.p("f"), dst+"/g"), syscall.EXDEV, "rename a file over one on another volume")
+	expect(t, s.fs.Rename(s.p("d"), dst+"/d"), syscall.EXDEV, "rename a directory to another volume")
+	expect(t, s.fs.Rename(dst+"/g", s.p("g")), syscall.EXDEV, "rename from another volume")
+	expect(t, s.fs.Link(s.p("f"), dst+"/l"), syscall.EXDEV, "link into another volume")
+	if got := readFile(t, s.fs, s.p("f")); string(got) != "stays" {
+		t.Errorf("source after refused renames reads %q", got)
+	}
+	if got := readFile(t, s.fs, dst+"/g"); string(got) != "there" {
+		t.Errorf("target after refused renames reads %q", got)
+	}
+	names, err := s.fs.ReadDir(dst)
+	ok(t, err, "readdir on the other volume")
+	if len(names) != 1 {
+		t.Errorf("other volume's directory holds %v, want only g", names)
+	}
+	if st := stat(t, s.fs, s.p("f")); st.Nlink != 1 {
+		t.Errorf("nlink %d after a refused link", st.Nlink)
+	}
+}
+
+// maxLinksTried is the highest link limit the suite links its way up to.
+const maxLinksTried = 300
+
+func testEMLINK(t *testing.T, s *suite) {
+	l, has := s.fs.(Limiter)
+	if !has {
+		t.Skip("the implementation reports no limits (Limiter)")
+	}
+	max := l.LinkMax()
+	if max <= 1 || max > maxLinksTried {
+		t.Skipf("link limit %d: too high to reach in a test (at most %d)", max, maxLinksTried)
+	}
+	writeFile(t, s.fs, s.p("f"), []byte("x"), 0o644)
+	for i := 2; i <= max; i++ {
+		ok(t, s.fs.Link(s.p("f"), s.p("l"+itoa(i))), "link "+itoa(i))
+	}
+	if st := stat(t, s.fs, s.p("f")); int(st.Nlink) != max {
+		t.Fatalf("nlink %d, want the limit %d", st.Nlink, max)
+	}
+	expect(t, s.fs.Link(s.p("f"), s.p("one-too-many")), syscall.EMLINK, "link past the limit")
+	if st := stat(t, s.fs, s.p("f")); int(st.Nlink) != max {
+		t.Errorf("nlink %d after a refused link, want %d", st.Nlink, max)
+	}
+	// Room again after an unlink.
+	ok(t, s.fs.Unlink(s.p("l2")), "unlink")
+	ok(t, s.fs.Link(s.p("f"), s.p("again")), "link after an unlink")
+}
+
+func testEFBIG(t *testing.T, s *suite) {
+	f, err := s.fs.OpenFile(s.p("f"), syscall.O_RDWR|syscall.O_CREAT, 0o644)
+	ok(t, err, "create")
+	defer f.Close()
+	// No file reaches the largest off_t: a byte written there is past
+	// every file system's maximum file size.
+	_, err = f.WriteAt([]byte{1}, 1<<63-1)
+	expect(t, err, syscall.EFBIG, "write at the largest offset")
+	if st, err := f.Stat(); err != nil || st.Size != 0 {
+		t.Errorf("after a refused write: size %d, %v", st.Size, err)
+	}
+	l, has := s.fs.(Limiter)
+	if !has {
+		t.Log("the implementation reports no maximum file size (Limiter): its boundary is not checked")
+		return
+	}
+	max := l.MaxFileSize()
+	if max <= 0 || max == 1<<63-1 {
+		return
+	}
+	// The last byte below the limit can be written; the first past it not.
+	_, err = f.WriteAt([]byte{7}, max-1)
+	ok(t, err, "write the last byte below the maximum file size")
+	ok(t, f.Sync(), "fsync")
+	if st, err := f.Stat(); err != nil || st.Size != max {
+		t.Errorf("size %d (%v), want %d", st.Size, err, max)
+	}
+	_, err = f.WriteAt([]byte{1}, max)
+	expect(t, err, syscall.EFBIG, "write at the maximum file size")
+	expect(t, f.Truncate(max+1), syscall.EFBIG, "ftruncate past the maximum file size")
+	expect(t, s.fs.Truncate(s.p("f"), max+1), syscall.EFBIG, "truncate past the maximum file size")
+	buf := make([]byte, 1)
+	if n, err := f.ReadAt(buf, max-1); n != 1 || buf[0] != 7 {
+		t.Errorf("read the last byte: %d %v %v", n, buf, err)
+	}
+	ok(t, f.Truncate(0), "truncate to 0")
 }
 
 func testEINVAL(t *testing.T, s *suite) {
