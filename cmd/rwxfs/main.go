@@ -51,6 +51,10 @@ or tool; run "rwxfs help COMMAND" for its flags.`,
 			etcdCommand(),
 			gcCommand(),
 			chunkCommand(),
+			serveCommand(),
+			nfsCommand(),
+			mountCommand(),
+			umountCommand(),
 		},
 	}
 }
