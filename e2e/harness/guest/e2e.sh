@@ -1,0 +1,245 @@
+# rwxfs e2e guest script (busybox sh), run by /init with cwd = the NFS
+# mount (/mnt). /etc/e2e.conf sets NFS_SRC NFS_OPTS CTRL BIG_SIZE BIG_MD5
+# NFILES. Every check prints one line, "PASS what: got" or "FAIL what:
+# expected X, got Y"; the last line is "E2E-SUMMARY pass=N fail=M" and the
+# exit status is the number of failures (at most 199).
+. /etc/e2e.conf
+W=/mnt/e2e          # all test files live here
+P=0 F=0
+
+pass() { P=$((P + 1)); echo "PASS $*"; }
+fail() { F=$((F + 1)); echo "FAIL $*"; }
+# eq WHAT EXPECTED GOT
+eq() { if [ "$2" = "$3" ]; then pass "$1: $3"; else fail "$1: expected '$2', got '$3'"; fi; }
+# ok WHAT CMD...: the command must succeed
+ok() {
+	_w=$1; shift
+	"$@" >/tmp/out 2>&1; _rc=$?
+	if [ $_rc = 0 ]; then pass "$_w"; else
+		fail "$_w: expected '$*' to succeed, got status $_rc: $(head -c 300 /tmp/out | tr '\n' ' ')"; fi
+}
+# fails_with WHAT TEXT CMD...: the command must fail with TEXT in its message
+fails_with() {
+	_w=$1 _t=$2; shift 2
+	"$@" >/tmp/out 2>&1; _rc=$?
+	if [ $_rc != 0 ] && grep -qi "$_t" /tmp/out; then pass "$_w: $(head -1 /tmp/out)"; else
+		fail "$_w: expected '$*' to fail with '$_t', got status $_rc: $(head -c 300 /tmp/out | tr '\n' ' ')"; fi
+}
+exists() { if [ -e "$1" ] || [ -L "$1" ]; then echo yes; else echo no; fi; }
+md5() { md5sum "$1" 2>&1 | cut -d' ' -f1; }
+lines() { tr '\n' '|' <"$1" 2>&1; }
+dropcaches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+up() { cut -d' ' -f1 /proc/uptime; }
+since() { awk -v a="$1" -v b="$(up)" 'BEGIN { printf "%.2f", b - a }'; }
+mbps() { awk -v n="$1" -v a="$2" -v b="$(up)" 'BEGIN { t = b - a; if (t <= 0) t = 0.01; printf "%.1f MB/s in %.2fs", n / t / 1e6, t }'; }
+step() { echo "e2e: --- $* (uptime $(up)s)"; }
+
+# ctrl PATH: one request to the harness's control endpoint; prints its
+# first answer line ("OK ..." or "FAIL ...").
+ctrl() {
+	rm -f /tmp/ctrl.out
+	timeout 240 wget -q -O /tmp/ctrl.out "http://$CTRL/$1" 2>/tmp/ctrl.err
+	_r=$(head -1 /tmp/ctrl.out 2>/dev/null)
+	[ -n "$_r" ] || _r="no answer: $(head -c 200 /tmp/ctrl.err | tr '\n' ' ')"
+	echo "$_r"
+}
+# host_expect REL [MD5]: the host must find /mnt/REL with this size and md5
+# (computed here unless given) when it reads the export through its own
+# client, after each restart and at the end.
+host_expect() {
+	_m=${2:-$(md5 "/mnt/$1")}
+	_r=$(ctrl "expect?path=$1&size=$(stat -c %s "/mnt/$1")&md5=$_m")
+	case $_r in OK*) ;; *) fail "declare $1 to the host: expected OK, got '$_r'" ;; esac
+}
+
+grep " /mnt " /proc/mounts
+mkdir -p $W || { echo "FAIL mkdir $W"; echo "E2E-SUMMARY pass=0 fail=1"; exit 1; }
+
+step "namespace and data basics"
+mkdir $W/basic && cd $W/basic || exit 99
+ok "create and write a file" sh -c 'echo hello > a'
+eq "read back" "hello" "$(cat a)"
+ok "append" sh -c 'echo world >> a'
+eq "content after append" "hello|world|" "$(lines a)"
+ok "overwrite 2 bytes at offset 1" sh -c 'printf XY | dd of=a bs=1 seek=1 conv=notrunc 2>&1'
+eq "content after the overwrite" "hXYlo|world|" "$(lines a)"
+ok "truncate to 3 bytes" truncate -s 3 a
+eq "size after truncate" 3 "$(stat -c %s a)"
+eq "content after truncate" "hXY" "$(cat a)"
+ok "extend with truncate to 4096" truncate -s 4096 a
+eq "size after extending" 4096 "$(stat -c %s a)"
+eq "extended part reads as zeros (md5 of 4093 bytes)" "$(head -c 4093 /dev/zero | md5sum | cut -d' ' -f1)" "$(tail -c 4093 a | md5sum | cut -d' ' -f1)"
+ok "rewrite with O_TRUNC" sh -c 'echo again > a'
+eq "content after O_TRUNC" "again" "$(cat a)"
+ok "rename a to b" mv a b
+eq "old name after rename" no "$(exists a)"
+eq "new name has the data" "again" "$(cat b)"
+mkdir sub
+ok "rename into a subdirectory" mv b sub/b
+ok "rename a directory" mv sub sub2
+eq "file under the renamed directory" "again" "$(cat sub2/b)"
+echo one >r1; echo two >r2
+ok "rename over an existing file" mv r1 r2
+eq "target has the source's data" "one" "$(cat r2)"
+eq "source name after rename-over" no "$(exists r1)"
+
+echo linked >l
+ok "hard link" ln l l2
+ok "second hard link" ln l l3
+eq "nlink with 3 names" 3 "$(stat -c %h l)"
+eq "links share the inode" "$(stat -c %i l)" "$(stat -c %i l2)"
+ok "append through a link" sh -c 'echo more >> l3'
+eq "data seen through the first name" "linked|more|" "$(lines l)"
+ok "unlink one name" rm l3
+eq "nlink after unlink" 2 "$(stat -c %h l2)"
+ok "hard link into a subdirectory" ln l sub2/l4
+eq "nlink after linking into a subdirectory" 3 "$(stat -c %h sub2/l4)"
+
+ok "symlink" ln -s sub2/b s
+eq "readlink" "sub2/b" "$(readlink s)"
+eq "symlink file type" "symbolic link" "$(stat -c %F s)"
+eq "read through the symlink" "again" "$(cat s)"
+ok "symlink to a directory" ln -s sub2 sd
+eq "read through a directory symlink" "again" "$(cat sd/b)"
+ok "dangling symlink" ln -s /nonexistent/target dang
+eq "readlink of the dangling symlink" "/nonexistent/target" "$(readlink dang)"
+eq "dangling symlink's target exists" no "$([ -e dang ] && echo yes || echo no)"
+
+echo mode >m
+ok "chmod 640" chmod 640 m
+eq "mode after chmod" 640 "$(stat -c %a m)"
+ok "chmod 711 on a directory" chmod 711 sub2
+eq "directory mode after chmod" 711 "$(stat -c %a sub2)"
+ok "chown 1234:5678 as root" chown 1234:5678 m
+eq "owner after chown" "1234:5678" "$(stat -c %u:%g m)"
+ok "chgrp 42 as root" chgrp 42 m
+eq "owner after chgrp" "1234:42" "$(stat -c %u:%g m)"
+ok "set mtime" touch -m -d "2020-01-02 03:04:05" m
+eq "mtime after touch -d" 1577934245 "$(stat -c %Y m)"
+
+ok "mkdir -p d1/d2" mkdir -p d1/d2
+fails_with "mkdir of an existing directory (EEXIST)" "exists" mkdir d1
+fails_with "rmdir of a non-empty directory (ENOTEMPTY)" "not empty" rmdir d1
+ok "rmdir the empty child" rmdir d1/d2
+ok "rmdir the now empty directory" rmdir d1
+eq "removed directory" no "$(exists d1)"
+fails_with "rmdir of a file (ENOTDIR)" "not a directory" rmdir m
+fails_with "open a missing file (ENOENT)" "no such file" cat missing
+mkdir ls && for i in $(seq 1 150); do : >ls/entry-$i; done
+eq "readdir lists every entry" 150 "$(ls ls | wc -l)"
+eq "readdir with . and .." 152 "$(ls -a ls | wc -l)"
+
+step "64 MiB through dd, checksum against the host's"
+cd $W || exit 99
+t0=$(up)
+ok "dd ${BIG_SIZE} bytes from the host share (conv=fsync)" dd if=/host/big.bin of=big bs=1M conv=fsync
+echo "e2e: dd write $(mbps $BIG_SIZE $t0)"
+eq "size of big" "$BIG_SIZE" "$(stat -c %s big)"
+dropcaches
+t0=$(up)
+eq "md5 of big after drop_caches vs the host-computed sum" "$BIG_MD5" "$(md5 big)"
+echo "e2e: read+md5 $(mbps $BIG_SIZE $t0)"
+
+step "open files: rename-over, unlink, $NFILES newer files"
+mkdir $W/open && cd $W/open || exit 99
+echo OLD-X >x; echo NEW-Y >y
+exec 3<x 6<x
+ok "rename over a file that is open" mv y x
+eq "the name now reads the new file" "NEW-Y" "$(cat x)"
+dropcaches
+eq "open fd still reads the file replaced by rename-over" "OLD-X" "$(cat <&3)"
+echo GONE-U >u
+exec 4<u 7<u
+ok "unlink a file that is open" rm u
+eq "unlinked name" no "$(exists u)"
+eq "silly-renamed .nfs files while both are open" 2 "$(ls -A | grep -c '^\.nfs')"
+dropcaches
+eq "open fd still reads the unlinked file" "GONE-U" "$(cat <&4)"
+echo KEEP-K >keep
+exec 5<keep 8<keep
+mkdir many && cd many || exit 99
+t0=$(up)
+i=0; while [ $i -lt "$NFILES" ]; do : >f$i; i=$((i + 1)); done
+echo "e2e: created $NFILES files in $(since $t0)s"
+eq "files created" "$NFILES" "$(ls | wc -l)"
+cd .. || exit 99
+dropcaches
+eq "open fd still reads after $NFILES newer files" "KEEP-K" "$(cat <&5)"
+exec 3<&- 4<&- 5<&-
+
+step "data committed (and not) before the restart"
+cd $W || exit 99
+echo COMMITTED-1 >committed.txt
+ok "write 8 MiB with conv=fsync" dd if=/host/big.bin of=committed.bin bs=1M count=8 skip=4 conv=fsync
+ok "sync (COMMIT)" sync
+sum_c=$(dd if=/host/big.bin bs=1M count=8 skip=4 2>/dev/null | md5sum | cut -d' ' -f1)
+sum_u=$(dd if=/host/big.bin bs=1M count=8 skip=32 2>/dev/null | md5sum | cut -d' ' -f1)
+eq "md5 of committed.bin" "$sum_c" "$(md5 committed.bin)"
+host_expect e2e/big "$BIG_MD5"
+host_expect e2e/committed.bin "$sum_c"
+for f in committed.txt basic/sub2/b basic/l basic/r2 open/x; do host_expect e2e/$f; done
+# Left for after the restart: the client holds these as dirty pages or
+# UNSTABLE writes, and must (re)send them to the new server process.
+ok "write 8 MiB without sync" dd if=/host/big.bin of=unstable.bin bs=1M count=8 skip=32
+ok "small write without sync" sh -c 'echo DIRTY-1 > dirty.txt'
+
+step "frontend restart"
+t0=$(up)
+r=$(ctrl "restart?step=open-files-and-unstable-writes")
+case $r in
+OK*) pass "frontend restart done by the host: $r" ;;
+*) fail "frontend restart: expected 'OK ...' from the host, got '$r'" ;;
+esac
+echo "e2e: restart handshake took $(since $t0)s"
+
+step "after the restart"
+t0=$(up)
+ok "first operation after the restart (the hard mount survives)" ls $W
+echo "e2e: first operation after the restart took $(since $t0)s"
+dropcaches
+eq "committed.txt after the restart" "COMMITTED-1" "$(cat committed.txt)"
+eq "md5 of committed.bin after the restart" "$sum_c" "$(md5 committed.bin)"
+eq "open fd after the restart: file replaced by rename-over" "OLD-X" "$(cat <&6)"
+eq "open fd after the restart: unlinked file" "GONE-U" "$(cat <&7)"
+eq "open fd after the restart: file opened before $NFILES newer files" "KEEP-K" "$(cat <&8)"
+exec 6<&- 7<&- 8<&-
+ok "sync after the restart (COMMIT of the unstable writes)" sync
+dropcaches
+eq "md5 of unstable.bin written before the restart" "$sum_u" "$(md5 unstable.bin)"
+eq "dirty.txt written before the restart" "DIRTY-1" "$(cat dirty.txt)"
+eq "nlink after the restart" 3 "$(stat -c %h basic/l)"
+eq "readlink after the restart" "sub2/b" "$(readlink basic/s)"
+eq "owner after the restart" "1234:42" "$(stat -c %u:%g basic/m)"
+eq "mode after the restart" 640 "$(stat -c %a basic/m)"
+eq "mtime after the restart" 1577934245 "$(stat -c %Y basic/m)"
+eq "files in many/ after the restart" "$NFILES" "$(ls open/many | wc -l)"
+fails_with "rmdir of a non-empty directory after the restart" "not empty" rmdir open/many
+ok "create after the restart" sh -c 'echo AFTER > after.txt'
+ok "rename after the restart" mv after.txt after2.txt
+ok "hard link after the restart" ln after2.txt after3.txt
+eq "nlink of a link made after the restart" 2 "$(stat -c %h after3.txt)"
+eq "content after the restart" "AFTER" "$(cat after3.txt)"
+# The client removes a silly-renamed file when its last fd closes; that
+# REMOVE goes to the restarted server. Give it a few seconds.
+n=$(ls -A open | grep -c '^\.nfs'); i=0
+while [ "$n" != 0 ] && [ $i -lt 20 ]; do sleep 0.5; n=$(ls -A open | grep -c '^\.nfs'); i=$((i + 1)); done
+eq ".nfs files left after the open files were closed" 0 "$n"
+
+step "remount"
+cd / || exit 99
+ok "umount" umount /mnt
+ok "mount again" mount -i -t nfs -o "$NFS_OPTS" "$NFS_SRC" /mnt
+cd $W || exit 99
+eq "md5 of big after the remount" "$BIG_MD5" "$(md5 big)"
+eq "md5 of unstable.bin after the remount" "$sum_u" "$(md5 unstable.bin)"
+eq "committed.txt after the remount" "COMMITTED-1" "$(cat committed.txt)"
+host_expect e2e/unstable.bin "$sum_u"
+for f in dirty.txt after3.txt; do host_expect e2e/$f; done
+
+echo "E2E-SUMMARY pass=$P fail=$F"
+if [ $F -gt 0 ]; then
+	echo "e2e: --- dmesg (nfs/rpc lines)"
+	dmesg | grep -iE 'nfs|rpc|stale|server' | grep -vE 'Installing|Registered|FS-Cache' | tail -40
+fi
+[ $F -gt 199 ] && F=199
+exit $F
