@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -193,7 +194,7 @@ func (h *harness) run(ctx context.Context) (code int) {
 	var spec serverSpec
 	switch o.server {
 	case "rwxfs":
-		spec = rwxfsSpec(o.rwxfs, data, nfsPort, o.serveArgs)
+		spec = rwxfsSpec(o.rwxfs, data, nfsPort, portmapAddr(h), o.serveArgs)
 	case "ganesha":
 		mountPort, err := freePort()
 		if err != nil {
@@ -222,8 +223,8 @@ func (h *harness) run(ctx context.Context) (code int) {
 	defer ctl.close()
 
 	nfsOpts := fmt.Sprintf("vers=3,proto=tcp,mountproto=tcp,nolock,port=%d,mountport=%d,addr=10.0.2.2", spec.nfsPort, spec.mountPort)
-	conf := fmt.Sprintf("NFS_SRC='10.0.2.2:%s'\nNFS_OPTS='%s'\nCTRL='10.0.2.2:%d'\nBIG_SIZE=%d\nBIG_MD5=%s\nNFILES=%d\nSCRIPT_TIMEOUT=%d\n",
-		spec.export, nfsOpts, ctl.port(), bigSize, bigMD5, o.files, max(30, int(o.timeout.Seconds())-30))
+	conf := fmt.Sprintf("NFS_SRC='10.0.2.2:%s'\nNFS_OPTS='%s'\nCTRL='10.0.2.2:%d'\nBIG_SIZE=%d\nBIG_MD5=%s\nNFILES=%d\nSCRIPT_TIMEOUT=%d\nPORTMAP=%d\n",
+		spec.export, nfsOpts, ctl.port(), bigSize, bigMD5, o.files, max(30, int(o.timeout.Seconds())-30), spec.portmap)
 	initrd := filepath.Join(work, "initrd")
 	if err := writeInitrd(initrd, img.base, map[string][]byte{"etc/e2e.conf": []byte(conf), "guest/e2e.sh": guestScript}); err != nil {
 		return h.setupFail(err)
@@ -314,4 +315,24 @@ func writeBigFile(path string, size int64) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// portmapAddr is where "rwxfs serve" answers portmap for the guest's plain
+// mount (no port options: the kernel asks the portmapper on the standard
+// port 111, which the guest reaches as 10.0.2.2:111). Port 111 needs root
+// and must be free (a system rpcbind holds it); otherwise there is none and
+// the guest reports the plain mount as not checked.
+func portmapAddr(h *harness) string {
+	const addr = "127.0.0.1:111"
+	if os.Geteuid() != 0 {
+		h.logf("not root: the plain mount through portmap on port 111 is not checked")
+		return ""
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		h.logf("port 111 is taken (%v): the plain mount through portmap is not checked", err)
+		return ""
+	}
+	l.Close()
+	return addr
 }

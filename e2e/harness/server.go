@@ -29,20 +29,24 @@ type serverSpec struct {
 	exitOK func(code int) bool
 	// verifier reads a file of the export on the host.
 	verifier verifier
+	// portmap is 1 when the server answers portmap on port 111.
+	portmap int
 }
 
-// rwxfsSpec runs "rwxfs serve" on data, TCP port, without portmap, and with
+// rwxfsSpec runs "rwxfs serve" on data, TCP port, and with
 // its other listeners (embedded etcd, chunk node, metrics) on free or no
 // ports so that several runs can share a machine.
-func rwxfsSpec(bin, data string, port int, extra []string) serverSpec {
+// portmap is the portmap address ("" for none).
+func rwxfsSpec(bin, data string, port int, portmap string, extra []string) serverSpec {
 	argv := []string{bin, "serve", "--data", data,
-		"--addr", "127.0.0.1:" + strconv.Itoa(port), "--portmap-addr", "",
+		"--addr", "127.0.0.1:" + strconv.Itoa(port), "--portmap-addr", portmap,
 		"--embedded-etcd-addr", "127.0.0.1:0", "--metrics-addr", ""}
 	return serverSpec{
 		name: "rwxfs serve", argv: append(argv, extra...),
 		nfsPort: port, mountPort: port, export: "/default",
 		exitOK:   func(code int) bool { return code == 0 },
 		verifier: &nfsVerifier{addr: "127.0.0.1", port: port, export: "/default"},
+		portmap:  map[bool]int{true: 1}[portmap != ""],
 	}
 }
 
