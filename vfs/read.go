@@ -12,7 +12,8 @@ import (
 )
 
 // Read reads up to len(buf) bytes of regular file ino at off for cred, as an
-// NFS READ: cred needs read permission. It returns how many bytes it read
+// NFS READ: cred needs read permission (its owner always may, as for
+// Write). It returns how many bytes it read
 // and whether they reach the end of the file. Reads past the end are short
 // (0, true). This instance's buffered writes are visible (overlaid on the
 // committed data, without flushing them).
@@ -24,8 +25,10 @@ func (v *VFS) Read(ctx context.Context, cred Cred, ino Ino, off uint64, buf []by
 	if err != nil {
 		return 0, false, fmt.Errorf("read %d: %w", ino, err)
 	}
-	if err := v.access(ctx, cred, a, metadata.MayRead); err != nil {
-		return 0, false, fmt.Errorf("read %d: %w", ino, err)
+	if cred.Uid != a.Uid { // the owner may always read: see Write
+		if err := v.access(ctx, cred, a, metadata.MayRead); err != nil {
+			return 0, false, fmt.Errorf("read %d: %w", ino, err)
+		}
 	}
 	return v.read(ctx, a, off, buf)
 }

@@ -35,8 +35,11 @@ const maxFileSize = metadata.MaxFileSize
 
 // Write writes data at off of regular file ino for cred, as an NFS WRITE:
 // cred needs write permission (checked against the current attributes,
-// with the decision cached per attribute version). It returns the file's
-// attributes after the write as this instance sees them.
+// with the decision cached per attribute version), except that the file's
+// owner may always write: NFS has no open, so a client that opened the
+// file for writing before a chmod took the permission away still writes
+// through it (RFC 1813 section 4.4; knfsd does the same). It returns the
+// file's attributes after the write as this instance sees them.
 func (v *VFS) Write(ctx context.Context, cred Cred, ino Ino, off uint64, data []byte, stab Stability) (Attr, error) {
 	_, a, err := v.write(ctx, cred, ino, off, data, stab, false, true)
 	return a, err
@@ -59,7 +62,7 @@ func (v *VFS) write(ctx context.Context, cred Cred, ino Ino, off uint64, data []
 	default:
 		return 0, Attr{}, fmt.Errorf("write %d: not a regular file: %w", ino, metadata.ErrInvalid)
 	}
-	if checkPerm {
+	if checkPerm && cred.Uid != a.Uid {
 		if err := v.access(ctx, cred, a, metadata.MayWrite); err != nil {
 			return 0, Attr{}, fmt.Errorf("write %d: %w", ino, err)
 		}
