@@ -91,8 +91,16 @@ func Errno(err error) syscall.Errno {
 			return e.errno
 		}
 	}
+	// An errno from below passes through, except a network one (such as
+	// ECONNREFUSED or EPIPE), which means a store is unreachable: EIO.
 	var en syscall.Errno
 	if errors.As(err, &en) {
+		switch en {
+		case syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ECONNABORTED, syscall.EPIPE,
+			syscall.ENETUNREACH, syscall.ENETDOWN, syscall.EHOSTUNREACH, syscall.EHOSTDOWN,
+			syscall.ENOTCONN, syscall.ESHUTDOWN, syscall.ETIMEDOUT, syscall.EADDRNOTAVAIL:
+			return syscall.EIO
+		}
 		return en
 	}
 	switch {

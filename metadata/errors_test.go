@@ -46,6 +46,9 @@ func TestErrno(t *testing.T) {
 		{fmt.Errorf("a: %w", fmt.Errorf("b: %w", ErrNotEmpty)), syscall.ENOTEMPTY},
 		// An errno already in the chain passes through.
 		{fmt.Errorf("x: %w", syscall.ENOLCK), syscall.ENOLCK},
+		// A network errno means a store could not be reached.
+		{fmt.Errorf("dial: %w", syscall.ECONNREFUSED), syscall.EIO},
+		{fmt.Errorf("put: %w", syscall.EPIPE), syscall.EIO},
 		{context.DeadlineExceeded, syscall.ETIMEDOUT},
 		{fmt.Errorf("op: %w", context.Canceled), syscall.EINTR},
 		{errors.New("something else"), syscall.EIO},
