@@ -322,18 +322,6 @@ func modeBits(mode uint32) os.FileMode {
 
 type osFile struct{ *os.File }
 
-// WriteAt is os.File's, except that a write whose end does not fit in an
-// off_t reports EFBIG: Linux refuses it with EINVAL in rw_verify_area,
-// before any file system sees it, where the suite (written for a file
-// system's own answer) expects "file too large".
-func (f osFile) WriteAt(p []byte, off int64) (int, error) {
-	n, err := f.File.WriteAt(p, off)
-	if errors.Is(err, syscall.EINVAL) && off >= 0 && off+int64(len(p)) < 0 {
-		err = &os.PathError{Op: "write", Path: f.Name(), Err: syscall.EFBIG}
-	}
-	return n, err
-}
-
 func (f osFile) Stat() (posixtest.Stat, error) {
 	var s syscall.Stat_t
 	if err := syscall.Fstat(int(f.Fd()), &s); err != nil {
