@@ -27,11 +27,15 @@ import (
 // size in the same transaction. So growing a file (truncate up) only
 // changes its size.
 //
-// Slice ownership: a slice id belongs to exactly one chunk of one inode. The
-// writer (vfs) allocates a fresh id (NewSliceID) for every chunk a write
-// touches and never commits one id to two chunks. Garbage collection relies
-// on it: when a slice leaves a chunk's list it is queued for deletion
-// (gc/<unique>) in the same transaction, without looking at other chunks.
+// Slice ownership: within one tree, a slice id belongs to exactly one chunk
+// of one inode. The writer (vfs) allocates a fresh id (NewSliceID) for every
+// chunk a write touches and never commits one id to two chunks. Snapshots
+// and clones copy chunk lists into other trees, so one id can be in several
+// trees' chunks; each extra reference is counted (sr/<slice>,
+// sharedslices.go). When a slice leaves a chunk's list it is queued for
+// deletion (gc/<unique>) in the same transaction without looking at other
+// chunks; the queue withholds a counted slice's blocks until its last
+// reference is gone.
 
 const (
 	// sliceListNormalize is the list length beyond which CommitSlice

@@ -11,8 +11,10 @@
 // compares on every key whose state it depends on, and retries from the start
 // (bounded, with jittered backoff) when a compare fails. A reader therefore
 // observes each operation entirely or not at all. Mutating operations cost one
-// read round trip and one transaction in the common case; no operation is ever
-// split across transactions. Each transaction stays under etcd's 128
+// read round trip and one transaction in the common case; no namespace
+// operation is ever split across transactions. (Snapshots and clones copy a
+// whole tree read at one revision in many bounded transactions into a new
+// tree that is invisible until the last one; see copy.go.) Each transaction stays under etcd's 128
 // operations; ranges are deleted with one DeleteRange operation.
 //
 // Errors are the sentinels of errors.go (wrapped with context); Errno maps any
@@ -47,8 +49,10 @@
 //	                         into the total in the background, so usage is
 //	                         exact and no key is written by every create
 //	gc/<unique>              deletion queue entry: slices no longer referenced
-//	                         (from unlink, truncate, compaction) for the chunk
-//	                         store's garbage collector; <unique> starts with
+//	                         by the chunk lists that dropped them (from
+//	                         unlink, truncate, compaction) for the chunk
+//	                         store's garbage collector, which skips slices
+//	                         other lists still share (sr/); <unique> starts with
 //	                         the queue time, the value is a slice list or a
 //	                         reference to deleted chunk keys (see gc.go)
 //	dirmove                  written by every rename that moves a directory
@@ -57,6 +61,21 @@
 //	trash/<ino>              root of a deleted volume's detached tree (JSON:
 //	                         volume id, name, time); the background deleter
 //	                         removes the tree bottom-up, then this record
+//	                         (also deleted snapshots, expired trashed
+//	                         volumes and failed copies)
+//	snap/n/<name>            snapshot record (JSON): id, root, source, ready,
+//	                         the hold of its copy while copying (snapshot.go)
+//	snap/i/<id>              snapshot name, by id
+//	clone/<name>             a clone being copied (JSON: id, root, origin,
+//	                         hold); becomes vol/n/<name> when done (clone.go)
+//	hold/<unique>            a copy in progress, under its Store's session
+//	                         lease; its creation revision is the copy's read
+//	                         revision, and it holds the collector
+//	sr/<slice id>            number of extra references of a slice shared by
+//	                         several chunk lists (snapshots, clones); absent
+//	                         means one (sharedslices.go)
+//	tv/<name>@<time>         a volume removed with the trash policy (JSON:
+//	                         its record, trashed, expires; volpolicy.go)
 //
 // # Namespace rules
 //

@@ -50,8 +50,10 @@ const (
 	FsckUsage           FsckKind = "usage"             // usage total plus deltas differs from the inodes
 	FsckChunk           FsckKind = "chunk"             // slice list of a missing or non-regular inode
 	FsckChunkBeyondSize FsckKind = "chunk_beyond_size" // chunk that starts at or past the file's size (warning)
-	FsckSharedSlice     FsckKind = "shared_slice"      // one slice id referenced by two inodes
-	FsckGCLive          FsckKind = "gc_live"           // deletion queue names a slice a chunk still references
+	FsckSharedSlice     FsckKind = "shared_slice"      // slice referenced by more chunk lists than its shared count (sr/) allows
+	FsckGCLive          FsckKind = "gc_live"           // deletion queue names a slice a chunk still references, and its shared count does not cover it
+	FsckSharedCount     FsckKind = "shared_count"      // shared count above the references found (warning: blocks leak until a sweep)
+	FsckSnapshot        FsckKind = "snapshot"          // snapshot, pending clone, trashed volume or hold record inconsistent
 	FsckOpen            FsckKind = "open"              // open record of an inode that does not exist
 	FsckTrash           FsckKind = "trash"             // trash record whose tree root does not exist (warning)
 	FsckDirTimes        FsckKind = "dir_times"         // directory times record missing, stray or undecodable
@@ -114,6 +116,7 @@ type FsckOptions struct {
 // FsckStats counts what the check saw.
 type FsckStats struct {
 	Inodes, Dirs, Files, Symlinks, Dentries, Chunks, Slices, Volumes, Orphans, Opens, GCEntries, Trash int
+	Snapshots, TrashedVolumes, Copies, Holds, SharedSlices                                             int
 }
 
 // FsckReport is the outcome of Check. Violations are those found by the last
@@ -246,6 +249,25 @@ type volSum struct {
 	hasTotal bool
 	deltas   [2]int64
 	nDeltas  int
+	tree     bool // a snapshot or trashed volume: no root entry, read-only
+}
+
+// sliceSum is what the check keeps per live slice id.
+type sliceSum struct {
+	ino  Ino    // the first inode naming it
+	refs uint32 // chunk lists naming it
+}
+
+// gcSeen is one deletion-queue entry naming a slice.
+type gcSeen struct {
+	key string
+	rev int64
+}
+
+type sharedSeen struct {
+	n   uint64
+	rev int64
+	key string
 }
 
 type checker struct {
@@ -259,7 +281,17 @@ type checker struct {
 	vols       map[string]*volSum
 	volsByID   map[uint32]*volSum
 	trash      map[Ino]bool
-	slices     map[uint64]Ino
+	slices     map[uint64]sliceSum
+	gcPending  map[uint64][]gcSeen // slices named by deletion-queue entries
+	gcRefs     []gcRefSeen
+	gcUnknown  bool                  // some entry's slices are in compacted history
+	shared     map[uint64]sharedSeen // sr/ keys
+	trees      []*volSum             // ready snapshots and trashed volumes
+	treeRoots  map[Ino]bool          // their roots: reachable like volume roots
+	copying    map[Ino]bool          // roots of copies in progress or abandoned: skipped like trash
+	copyVols   map[uint32]bool
+	holds      map[string]bool
+	snapIDs    map[string]uint32
 	maxIno     Ino
 	maxSlice   uint64
 	maxVol     uint32
@@ -350,7 +382,14 @@ func (c *checker) run(ctx context.Context) error {
 	c.vols = map[string]*volSum{}
 	c.volsByID = map[uint32]*volSum{}
 	c.trash = map[Ino]bool{}
-	c.slices = map[uint64]Ino{}
+	c.slices = map[uint64]sliceSum{}
+	c.gcPending = map[uint64][]gcSeen{}
+	c.shared = map[uint64]sharedSeen{}
+	c.treeRoots = map[Ino]bool{}
+	c.copying = map[Ino]bool{}
+	c.copyVols = map[uint32]bool{}
+	c.holds = map[string]bool{}
+	c.snapIDs = map[string]uint32{}
 	c.badInodes = map[Ino]bool{}
 	c.trashVols = map[uint32]bool{}
 
@@ -379,6 +418,11 @@ func (c *checker) run(ctx context.Context) error {
 	}{
 		{c.k.p + "vol/n/", false, c.volumeRecord},
 		{c.k.p + "vol/i/", false, c.volumeIndex},
+		{c.k.holdPrefix(), false, c.holdRecord},
+		{c.k.snapByNamePrefix(), false, c.snapshotRecord},
+		{c.k.snapByIDPrefix(), false, c.snapshotIndex},
+		{c.k.trashedVolumePrefix(), false, c.trashedVolumeRecord},
+		{c.k.pendingClonePrefix(), false, c.pendingCloneRecord},
 		{c.k.inodePrefix(), true, c.inodeRecord},
 		{c.k.trashPrefix(), true, c.trashRecord},
 		{c.k.allOrphans(), true, c.orphanRecord},
@@ -386,6 +430,7 @@ func (c *checker) run(ctx context.Context) error {
 		{c.k.allChunks(), true, c.chunkRecord},
 		{c.k.allOpens(), true, c.openRecord},
 		{c.k.gcPrefix(), false, c.gcRecord},
+		{c.k.sharedPrefix(), false, c.sharedRecord},
 		{c.k.p + "u/", false, c.usageRecord},
 		{c.k.p + "q/", false, c.reservationRecord},
 	}
@@ -394,12 +439,16 @@ func (c *checker) run(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := c.readGCRefs(ctx); err != nil {
+		return err
+	}
 	if err := c.checkCounters(ctx); err != nil {
 		return err
 	}
 	c.checkInodes()
 	c.checkVolumes()
 	c.checkUsage()
+	c.checkShared()
 	return nil
 }
 
@@ -778,19 +827,22 @@ func (c *checker) chunkRecord(kv *mvccpb.KeyValue) {
 	case idx*ChunkSize >= s.size:
 		c.report(FsckChunkBeyondSize, FsckWarning, nil, fmt.Sprintf("chunk %d of inode %d starts at or past its size %d", idx, ino, s.size), key)
 	}
+	counted := map[uint64]bool{}
 	for _, sl := range ss {
 		c.stats.Slices++
-		if sl.ID == 0 {
+		if sl.ID == 0 || counted[sl.ID] {
 			continue
 		}
+		counted[sl.ID] = true
 		if sl.ID > c.maxSlice {
 			c.maxSlice = sl.ID
 		}
-		if o, ok := c.slices[sl.ID]; ok && o != ino {
-			c.errorf(FsckSharedSlice, []string{key, c.k.chunkPrefix(o)}, "slice %d is referenced by inodes %d and %d", sl.ID, o, ino)
-			continue
+		sum, ok := c.slices[sl.ID]
+		if !ok {
+			sum.ino = ino
 		}
-		c.slices[sl.ID] = ino
+		sum.refs++
+		c.slices[sl.ID] = sum
 	}
 }
 
@@ -815,24 +867,76 @@ func (c *checker) openRecord(kv *mvccpb.KeyValue) {
 func (c *checker) gcRecord(kv *mvccpb.KeyValue) {
 	key := string(kv.Key)
 	c.stats.GCEntries++
-	// A reference entry (a huge file's chunks at a past revision) cannot be
-	// checked against the present; only inline slice lists are.
-	ss, _, err := decodeGC(kv.Value)
+	// A reference entry (a huge file's chunks at a past revision) is read
+	// back from history after the scan (readGCRefs).
+	ss, ref, err := decodeGC(kv.Value)
 	if err != nil {
 		c.errorf(FsckUndecodable, []string{key}, "deletion queue entry: %v", err)
 		return
 	}
+	if ref != nil {
+		c.gcRefs = append(c.gcRefs, gcRefSeen{ref: *ref, gcSeen: gcSeen{key, kv.ModRevision}})
+		return
+	}
+	c.gcSlices(gcSeen{key, kv.ModRevision}, ss)
+}
+
+type gcRefSeen struct {
+	ref gcRef
+	gcSeen
+}
+
+// gcSlices records the slices of one deletion-queue entry as pending.
+func (c *checker) gcSlices(e gcSeen, ss []Slice) {
+	counted := map[uint64]bool{}
 	for _, sl := range ss {
-		if sl.ID == 0 {
+		if sl.ID == 0 || counted[sl.ID] {
 			continue
 		}
+		counted[sl.ID] = true
 		if sl.ID > c.maxSlice {
 			c.maxSlice = sl.ID
 		}
-		if ino, live := c.slices[sl.ID]; live {
-			c.errorf(FsckGCLive, []string{key, c.k.chunkPrefix(ino)}, "slice %d is queued for deletion but inode %d still references it", sl.ID, ino)
+		c.gcPending[sl.ID] = append(c.gcPending[sl.ID], e)
+	}
+}
+
+// readGCRefs reads the slices of reference entries at their revisions;
+// one whose history is compacted makes the pending counts unknowable
+// (c.gcUnknown: counts above the references found are then not reported).
+func (c *checker) readGCRefs(ctx context.Context) error {
+	for _, r := range c.gcRefs {
+		var g gcSet
+		key, end := c.k.chunk(r.ref.ino, r.ref.first), prefixEnd(c.k.chunkPrefix(r.ref.ino))
+		for {
+			resp, err := c.cli.Get(ctx, key, clientv3.WithRange(end), clientv3.WithLimit(c.opts.PageSize), clientv3.WithRev(r.ref.rev))
+			if errors.Is(err, rpctypes.ErrCompacted) {
+				c.gcUnknown = true
+				break
+			}
+			if err != nil {
+				return err
+			}
+			for _, kv := range resp.Kvs {
+				ss, err := decodeSlices(kv.Value)
+				if err != nil {
+					c.errorf(FsckUndecodable, []string{r.key}, "deletion reference: %s at revision %d: %v", kv.Key, r.ref.rev, err)
+					continue
+				}
+				for _, sl := range ss {
+					g.add(sl)
+				}
+			}
+			if !resp.More || len(resp.Kvs) == 0 {
+				if r.ref.skip < uint64(len(g.slices)) {
+					c.gcSlices(r.gcSeen, g.slices[r.ref.skip:])
+				}
+				break
+			}
+			key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 		}
 	}
+	return nil
 }
 
 func (c *checker) usageRecord(kv *mvccpb.KeyValue) {
@@ -848,8 +952,8 @@ func (c *checker) usageRecord(kv *mvccpb.KeyValue) {
 		return
 	}
 	vs := c.volsByID[uint32(id)]
-	if vs == nil && c.trashVols[uint32(id)] {
-		return // a deleted volume whose tree is being deleted
+	if vs == nil && (c.trashVols[uint32(id)] || c.copyVols[uint32(id)]) {
+		return // a deleted volume whose tree is being deleted, or a copy
 	}
 	if vs == nil {
 		c.report(FsckUsage, FsckWarning, nil, fmt.Sprintf("usage record of volume id %d, which does not exist", id), key)
@@ -1044,8 +1148,10 @@ func (c *checker) reachDir(ino Ino) reach {
 			res = reachRoot
 		case s.typ != TypeDir:
 			res = reachNone
-		case c.trash[cur]:
+		case c.trash[cur] || c.copying[cur]:
 			res = reachTrash
+		case c.treeRoots[cur] && s.dentries == 0:
+			res = reachRoot
 		case s.dentries == 0:
 			res = reachNone
 			c.report(FsckUnreachable, FsckError, c.fixLostFound(cur, s), fmt.Sprintf("directory %d is named by no entry", cur), c.k.inode(cur))
@@ -1108,6 +1214,20 @@ func (c *checker) walkParents(ino Ino) {
 }
 
 func (c *checker) checkVolumes() {
+	for _, vs := range c.trees {
+		rs := c.inodes[vs.v.Root]
+		switch {
+		case rs == nil && c.badInodes[vs.v.Root]:
+		case rs == nil:
+			c.errorf(FsckSnapshot, []string{vs.nameKey, c.k.inode(vs.v.Root)}, "root %d of %s does not exist", vs.v.Root, vs.v.Name)
+		case rs.typ != TypeDir:
+			c.errorf(FsckSnapshot, []string{vs.nameKey, c.k.inode(vs.v.Root)}, "root %d of %s is not a directory", vs.v.Root, vs.v.Name)
+		case rs.dentries != 0:
+			c.errorf(FsckSnapshot, []string{vs.nameKey, c.k.inode(vs.v.Root)}, "root %d of %s is named by an entry", vs.v.Root, vs.v.Name)
+		case rs.vol != vs.v.ID:
+			c.errorf(FsckWrongVolume, []string{vs.nameKey, c.k.inode(vs.v.Root)}, "root %d of %s has Vol %d, want %d", vs.v.Root, vs.v.Name, rs.vol, vs.v.ID)
+		}
+	}
 	for name, vs := range c.vols {
 		if !vs.idOK {
 			c.errorf(FsckVolume, []string{vs.nameKey, c.k.volByID(vs.v.ID)}, "volume %q (id %d) has no matching id record", name, vs.v.ID)
@@ -1139,7 +1259,13 @@ func (c *checker) checkUsage() {
 		vs.bytes += b
 		vs.inodes += n
 	}
-	for name, vs := range c.vols {
+	all := make([]*volSum, 0, len(c.vols)+len(c.trees))
+	for _, vs := range c.vols {
+		all = append(all, vs)
+	}
+	all = append(all, c.trees...)
+	for _, vs := range all {
+		name := vs.v.Name
 		gotB, gotN := vs.total[0]+vs.deltas[0], vs.total[1]+vs.deltas[1]
 		if gotB == int64(vs.bytes) && gotN == int64(vs.inodes) && vs.hasTotal {
 			continue
@@ -1237,7 +1363,7 @@ func (c *checker) fixQueueOrphan(ino Ino, s *inodeSum) func(context.Context) err
 // An inode whose volume no longer exists is left alone.
 func (c *checker) fixLostFound(ino Ino, s *inodeSum) func(context.Context) error {
 	vs := c.volsByID[s.vol]
-	if vs == nil || ino == vs.v.Root {
+	if vs == nil || ino == vs.v.Root || vs.tree {
 		return nil
 	}
 	rev, root, isDir := s.rev, vs.v.Root, s.typ == TypeDir

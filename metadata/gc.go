@@ -33,6 +33,10 @@ import (
 //	           file): a transaction must stay under etcd's 1.5 MiB request
 //	           limit, and a DeleteRange is one operation whatever it
 //	           deletes.
+//	version 3: a version-2 reference followed by a u64 skip: the first
+//	           skip slices it stands for (in key order, ids deduplicated)
+//	           were already acknowledged (AckGC of an entry with many
+//	           shared slices, see sharedslices.go).
 //
 // ListGC turns a reference back into slices by reading etcd's history at
 // that revision. If the history has been compacted meanwhile, the entry is
@@ -40,9 +44,10 @@ import (
 // mark-and-sweep against LiveSlices (blocks no live slice references, older
 // than the scan) before it acks the entry.
 const (
-	gcSliceVersion = 1
-	gcRefVersion   = 2
-	gcRefSize      = 1 + 8 + 4 + 8
+	gcSliceVersion   = 1
+	gcRefVersion     = 2
+	gcRefSkipVersion = 3
+	gcRefSize        = 1 + 8 + 4 + 8
 
 	// gcListKeys and gcInlineBytes bound what one transaction copies into a
 	// version-1 entry; beyond them it writes a reference.
@@ -60,11 +65,30 @@ type gcSet struct {
 	refs   []gcRef
 }
 
-// gcRef names the chunk keys of ino from first on, at revision rev.
+// gcRef names the chunk keys of ino from first on, at revision rev; skip
+// slices of them (in key order, ids deduplicated) are already acknowledged.
 type gcRef struct {
 	ino   Ino
 	first uint32
 	rev   int64
+	skip  uint64
+}
+
+// encodeGCRef encodes a reference entry (version 2, or 3 with a skip).
+func encodeGCRef(r gcRef) []byte {
+	b := make([]byte, 0, gcRefSize+8)
+	if r.skip == 0 {
+		b = append(b, gcRefVersion)
+	} else {
+		b = append(b, gcRefSkipVersion)
+	}
+	b = binary.LittleEndian.AppendUint64(b, uint64(r.ino))
+	b = binary.LittleEndian.AppendUint32(b, r.first)
+	b = binary.LittleEndian.AppendUint64(b, uint64(r.rev))
+	if r.skip != 0 {
+		b = binary.LittleEndian.AppendUint64(b, r.skip)
+	}
+	return b
 }
 
 // add queues one slice (holes and repeated ids are skipped).
@@ -104,12 +128,7 @@ func (tx *txn) putGC(g *gcSet) {
 		tx.put(tx.s.k.gc(gcUnique(tx.s, now)), encodeSlices(g.slices))
 	}
 	for _, r := range g.refs {
-		b := make([]byte, 0, gcRefSize)
-		b = append(b, gcRefVersion)
-		b = binary.LittleEndian.AppendUint64(b, uint64(r.ino))
-		b = binary.LittleEndian.AppendUint32(b, r.first)
-		b = binary.LittleEndian.AppendUint64(b, uint64(r.rev))
-		tx.put(tx.s.k.gc(gcUnique(tx.s, now)), b)
+		tx.put(tx.s.k.gc(gcUnique(tx.s, now)), encodeGCRef(r))
 	}
 }
 
@@ -118,12 +137,20 @@ func gcUnique(s *Store, now time.Time) string { return hex16(uint64(now.UnixNano
 // decodeGC parses a deletion-queue value: the slices of a version-1 entry,
 // or the reference of a version-2 entry (ref non-nil). fsck uses it too.
 func decodeGC(b []byte) (slices []Slice, ref *gcRef, err error) {
-	if len(b) > 0 && b[0] == gcRefVersion {
-		if len(b) != gcRefSize {
+	if len(b) > 0 && (b[0] == gcRefVersion || b[0] == gcRefSkipVersion) {
+		want := gcRefSize
+		if b[0] == gcRefSkipVersion {
+			want = gcRefSize + 8
+		}
+		if len(b) != want {
 			return nil, nil, fmt.Errorf("%w: deletion reference of %d bytes", ErrCorrupt, len(b))
 		}
 		le := binary.LittleEndian
-		return nil, &gcRef{ino: Ino(le.Uint64(b[1:])), first: le.Uint32(b[9:]), rev: int64(le.Uint64(b[13:]))}, nil
+		ref := &gcRef{ino: Ino(le.Uint64(b[1:])), first: le.Uint32(b[9:]), rev: int64(le.Uint64(b[13:]))}
+		if b[0] == gcRefSkipVersion {
+			ref.skip = le.Uint64(b[gcRefSize:])
+		}
+		return nil, ref, nil
 	}
 	ss, err := decodeSlices(b)
 	if err != nil {
@@ -137,17 +164,40 @@ func decodeGC(b []byte) (slices []Slice, ref *gcRef, err error) {
 // from etcd's history; see the format above); FullScan is set instead when
 // that history is gone. An entry stays queued until AckGC removes it, so a
 // collector that crashes simply sees it again.
+//
+// Shared slices (sharedslices.go): a slice that has a shared-reference key
+// is left out of Slices (counted in Kept), since the drop that queued it
+// removed only one of its references; and while a snapshot or clone copy
+// holds the collector, entries queued after the oldest hold's read
+// revision are not returned at all. Holds, entries and shared keys are
+// read at one revision.
 func (s *Store) ListGC(ctx context.Context, max int) ([]GCEntry, error) {
 	if max <= 0 {
 		max = 1000
 	}
-	pre := s.k.gcPrefix()
-	r, err := s.cli.Get(ctx, pre, clientv3.WithRange(prefixEnd(pre)), clientv3.WithLimit(int64(max)))
+	pre, hp, sp := s.k.gcPrefix(), s.k.holdPrefix(), s.k.sharedPrefix()
+	r, err := s.cli.Txn(ctx).Then(
+		clientv3.OpGet(pre, clientv3.WithRange(prefixEnd(pre)), clientv3.WithLimit(int64(max))),
+		clientv3.OpGet(hp, clientv3.WithRange(prefixEnd(hp)), clientv3.WithKeysOnly()),
+		clientv3.OpGet(sp, clientv3.WithRange(prefixEnd(sp)), clientv3.WithKeysOnly(), clientv3.WithLimit(1)),
+	).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("list deletion queue: %w", wrapEtcd(err))
 	}
-	out := make([]GCEntry, 0, len(r.Kvs))
-	for _, kv := range r.Kvs {
+	rev := r.Header.Revision
+	oldestHold := int64(0)
+	for _, kv := range r.Responses[1].GetResponseRange().Kvs {
+		if oldestHold == 0 || kv.CreateRevision < oldestHold {
+			oldestHold = kv.CreateRevision
+		}
+	}
+	anyShared := len(r.Responses[2].GetResponseRange().Kvs) > 0
+	kvs := r.Responses[0].GetResponseRange().Kvs
+	out := make([]GCEntry, 0, len(kvs))
+	for _, kv := range kvs {
+		if oldestHold != 0 && kv.CreateRevision > oldestHold {
+			continue // a copy reading at oldestHold may still copy these slices
+		}
 		key := string(kv.Key)
 		e := GCEntry{Key: key}
 		if ns, err := parseHex16(strings.TrimPrefix(key, pre)[:min(16, len(key)-len(pre))]); err == nil {
@@ -168,6 +218,11 @@ func (s *Store) ListGC(ctx context.Context, max int) ([]GCEntry, error) {
 			}
 		}
 		out = append(out, e)
+	}
+	if anyShared {
+		if err := s.leaveOutShared(ctx, rev, out); err != nil {
+			return nil, fmt.Errorf("list deletion queue: %w", err)
+		}
 	}
 	return out, nil
 }
@@ -194,22 +249,34 @@ func (s *Store) referencedSlices(ctx context.Context, ref *gcRef) ([]Slice, erro
 			}
 		}
 		if !r.More || len(r.Kvs) == 0 {
-			return g.slices, nil
+			if ref.skip >= uint64(len(g.slices)) {
+				return nil, nil
+			}
+			return g.slices[ref.skip:], nil
 		}
 		key = string(r.Kvs[len(r.Kvs)-1].Key) + "\x00"
 	}
 }
 
 // AckGC removes a deletion-queue entry once its slices' blocks are gone.
-// Acking an entry that no longer exists is not an error.
+// Acking an entry that no longer exists is not an error. In the same
+// transaction it drops one reference of every slice of the entry that has a
+// shared-reference key (the slices ListGC left out); an entry with more such
+// slices than one transaction can change is worked off in several, each
+// rewriting the entry to what is left (see sharedslices.go).
 func (s *Store) AckGC(ctx context.Context, key string) error {
 	if !strings.HasPrefix(key, s.k.gcPrefix()) || len(key) == len(s.k.gcPrefix()) {
 		return fmt.Errorf("ack deletion entry %q: %w: not a deletion-queue key", key, ErrInvalid)
 	}
-	if _, err := s.cli.Delete(ctx, key); err != nil {
-		return fmt.Errorf("ack deletion entry %q: %w", key, wrapEtcd(err))
+	for {
+		done, err := s.ackGCStep(ctx, key)
+		if err != nil {
+			return fmt.Errorf("ack deletion entry %q: %w", key, err)
+		}
+		if done {
+			return nil
+		}
 	}
-	return nil
 }
 
 // LiveSlices calls fn(id, size) for every data slice (ID != 0) that a chunk
@@ -225,6 +292,9 @@ func (s *Store) AckGC(ctx context.Context, key string) error {
 // (or within a grace period it chooses). Slices only named by deletion-queue
 // entries are not live. A chunk list that does not decode fails the scan
 // (ErrCorrupt): a collector must not delete anything on an incomplete view.
+// While a snapshot or clone copy holds the collector (a hold/ key exists at
+// R) the scan fails with ErrBusy: the copy's chunk lists are not all
+// written yet, so blocks only it will reference would look unused.
 func (s *Store) LiveSlices(ctx context.Context, fn func(id uint64, size uint32) error) error {
 	for attempt := 0; ; attempt++ {
 		compacted, err := s.liveSlicesOnce(ctx, fn)
@@ -246,15 +316,33 @@ func (s *Store) liveSlicesOnce(ctx context.Context, fn func(id uint64, size uint
 		if rev != 0 {
 			opts = append(opts, clientv3.WithRev(rev))
 		}
-		r, err := s.cli.Get(ctx, key, opts...)
+		var r *clientv3.GetResponse
+		var err error
+		if rev == 0 {
+			// The first page and the copy holds at one revision: a copy
+			// in progress has read chunk lists it has not written yet, so
+			// a sweep must not run against this view.
+			hp := s.k.holdPrefix()
+			var tr *clientv3.TxnResponse
+			tr, err = s.cli.Txn(ctx).Then(
+				clientv3.OpGet(hp, clientv3.WithRange(prefixEnd(hp)), clientv3.WithKeysOnly(), clientv3.WithLimit(1)),
+				clientv3.OpGet(key, opts...),
+			).Commit()
+			if err == nil {
+				if h := tr.Responses[0].GetResponseRange().Kvs; len(h) > 0 {
+					return false, fmt.Errorf("live slices: %w: a snapshot or clone copy is in progress (%s); sweep after it ends", ErrBusy, h[0].Key)
+				}
+				r = (*clientv3.GetResponse)(tr.Responses[1].GetResponseRange())
+				rev = tr.Header.Revision
+			}
+		} else {
+			r, err = s.cli.Get(ctx, key, opts...)
+		}
 		if err != nil {
 			if errors.Is(err, rpctypes.ErrCompacted) {
 				return true, fmt.Errorf("live slices at revision %d: %w", rev, err)
 			}
 			return false, fmt.Errorf("live slices: %w", wrapEtcd(err))
-		}
-		if rev == 0 {
-			rev = r.Header.Revision
 		}
 		for _, kv := range r.Kvs {
 			ss, err := decodeSlices(kv.Value)

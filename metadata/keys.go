@@ -107,6 +107,23 @@ func (k keys) gc(unique string) string { return k.gcPrefix() + unique }
 func (k keys) trash(ino Ino) string    { return k.p + "trash/" + hex16(uint64(ino)) }
 func (k keys) trashPrefix() string     { return k.p + "trash/" }
 
+// Snapshots, copies in progress, shared slices and trashed volumes
+// (snapshot.go, copy.go, sharedslices.go, volpolicy.go).
+func (k keys) snapByName(name string) string { return k.p + "snap/n/" + name }
+func (k keys) snapByNamePrefix() string      { return k.p + "snap/n/" }
+func (k keys) snapByID(id uint32) string     { return k.p + "snap/i/" + hex16(uint64(id)) }
+func (k keys) snapByIDPrefix() string        { return k.p + "snap/i/" }
+func (k keys) pendingClone(name string) string {
+	return k.p + "clone/" + name
+}
+func (k keys) pendingClonePrefix() string       { return k.p + "clone/" }
+func (k keys) holdPrefix() string               { return k.p + "hold/" }
+func (k keys) hold(unique string) string        { return k.holdPrefix() + unique }
+func (k keys) sharedPrefix() string             { return k.p + "sr/" }
+func (k keys) shared(id uint64) string          { return k.sharedPrefix() + hex16(id) }
+func (k keys) trashedVolume(name string) string { return k.p + "tv/" + name }
+func (k keys) trashedVolumePrefix() string      { return k.p + "tv/" }
+
 // Cookies 1 and 2 are "." and ".."; every real entry's cookie has the top bit
 // set, so it is never confused with them and keeps the key order.
 const (

@@ -10,7 +10,8 @@ import (
 )
 
 // The tree deleter. DeleteVolume detaches a volume's root and records
-// trash/<root>; the deleter, run by every Store in the background, removes
+// trash/<root> (so do DeleteSnapshot, an expired trashed volume and a
+// failed snapshot or clone copy, for their trees); the deleter, run by every Store in the background, removes
 // the detached tree bottom-up, each batch one transaction:
 //
 //   - from the root it walks down to a directory that holds deletable entries
@@ -61,8 +62,15 @@ func (s *Store) kickTrash() {
 }
 
 // emptyTrash deletes every tree recorded in trash/, batch by batch, until
-// done or ctx ends.
+// done or ctx ends. First it hands over the trees of expired trashed
+// volumes and of abandoned clone copies (volpolicy.go, clone.go).
 func (s *Store) emptyTrash(ctx context.Context) error {
+	if _, err := s.purgeTrashedVolumes(ctx, time.Now()); err != nil {
+		return err
+	}
+	if err := s.reapDeadClones(ctx); err != nil {
+		return err
+	}
 	p := s.k.trashPrefix()
 	r, err := s.cli.Get(ctx, p, clientv3.WithRange(prefixEnd(p)), clientv3.WithLimit(100))
 	if err != nil {

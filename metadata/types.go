@@ -171,6 +171,15 @@ type Volume struct {
 	QuotaInodes uint64 // 0 means unlimited
 	Export      ExportOptions
 	Created     time.Time
+	// Replicas is how many copies of each block the volume's data gets; 0
+	// means the frontend's default.
+	Replicas int
+	// Origin names what a clone was copied from ("volume:<name>" or
+	// "snapshot:<name>"); empty for a volume created empty.
+	Origin string
+	// Released is set by RemoveVolume with the retain policy: the volume
+	// is no longer claimed, but nothing was removed.
+	Released bool
 }
 
 // ExportOptions are the NFS export settings of a volume.
@@ -191,6 +200,9 @@ type VolumeSpec struct {
 	Export      ExportOptions
 	Mode        uint32 // root directory mode (default 0777 if zero)
 	Uid, Gid    uint32 // root directory owner
+	// Replicas is the number of copies of each block (0: the frontend's
+	// default; at most MaxReplicas).
+	Replicas int
 }
 
 // Usage is what a volume uses.
@@ -226,4 +238,8 @@ type GCEntry struct {
 	// collector must find the garbage by a mark-and-sweep against
 	// LiveSlices before it acks the entry (see gc.go).
 	FullScan bool
+	// Kept counts the slices of the entry that ListGC left out of Slices
+	// because other chunk lists (snapshots, clones) still reference them
+	// (see sharedslices.go); AckGC drops one reference of each.
+	Kept int
 }

@@ -35,6 +35,9 @@ type volumeRecord struct {
 	QuotaInodes uint64       `json:"quota_inodes,omitempty"`
 	Export      exportRecord `json:"export"`
 	Created     time.Time    `json:"created"`
+	Replicas    int          `json:"replicas,omitempty"`
+	Origin      string       `json:"origin,omitempty"`
+	Released    bool         `json:"released,omitempty"`
 }
 
 type exportRecord struct {
@@ -53,7 +56,7 @@ func encodeVolume(v *Volume) []byte {
 			ReadOnly: v.Export.ReadOnly, RootSquash: v.Export.RootSquash, AllSquash: v.Export.AllSquash,
 			AnonUID: v.Export.AnonUID, AnonGID: v.Export.AnonGID, Networks: v.Export.Networks,
 		},
-		Created: v.Created,
+		Created: v.Created, Replicas: v.Replicas, Origin: v.Origin, Released: v.Released,
 	})
 	if err != nil {
 		panic(err) // plain struct of plain fields
@@ -75,8 +78,18 @@ func decodeVolume(name string, b []byte) (*Volume, error) {
 			ReadOnly: r.Export.ReadOnly, RootSquash: r.Export.RootSquash, AllSquash: r.Export.AllSquash,
 			AnonUID: r.Export.AnonUID, AnonGID: r.Export.AnonGID, Networks: r.Export.Networks,
 		},
-		Created: r.Created,
+		Created: r.Created, Replicas: r.Replicas, Origin: r.Origin, Released: r.Released,
 	}, nil
+}
+
+// MaxReplicas is the largest Replicas a volume may ask for.
+const MaxReplicas = 16
+
+func checkReplicas(n int) error {
+	if n < 0 || n > MaxReplicas {
+		return fmt.Errorf("%w: replicas %d (0 for the default, at most %d)", ErrInvalid, n, MaxReplicas)
+	}
+	return nil
 }
 
 // checkVolumeName accepts 1..MaxVolumeNameLen bytes of [A-Za-z0-9._-]
@@ -126,6 +139,9 @@ func (s *Store) CreateVolume(ctx context.Context, spec VolumeSpec) (*Volume, err
 	if err := checkExport(&spec.Export); err != nil {
 		return nil, err
 	}
+	if err := checkReplicas(spec.Replicas); err != nil {
+		return nil, err
+	}
 	mode := spec.Mode & 07777
 	if mode == 0 {
 		mode = 0o777
@@ -168,8 +184,9 @@ func (s *Store) CreateVolume(ctx context.Context, spec VolumeSpec) (*Volume, err
 		vol = &Volume{
 			ID: uint32(id), Name: spec.Name, Root: ino,
 			QuotaBytes: spec.QuotaBytes, QuotaInodes: spec.QuotaInodes,
-			Export:  spec.Export,
-			Created: now.UTC(),
+			Export:   spec.Export,
+			Created:  now.UTC(),
+			Replicas: spec.Replicas,
 		}
 		vol.Export.Networks = slices.Clone(spec.Export.Networks)
 		tx.put(s.k.volByName(spec.Name), encodeVolume(vol))
@@ -254,8 +271,9 @@ func (s *Store) ListVolumes(ctx context.Context) ([]*Volume, error) {
 // copy of the current record and edits it; the result is validated and
 // written in the same transaction the record was read in. fn may run more
 // than once (on conflict) and must only edit its argument. Changing ID, Name,
-// Root or Created is ErrInvalid. A quota may be set below current usage; it
-// then refuses further growth.
+// Root, Created or Origin is ErrInvalid; Replicas may change (0 to
+// MaxReplicas). A quota may be set below current usage; it then refuses
+// further growth.
 func (s *Store) UpdateVolume(ctx context.Context, name string, fn func(*Volume) error) (*Volume, error) {
 	var out *Volume
 	err := s.txn(ctx, func(tx *txn) error {
@@ -271,7 +289,13 @@ func (s *Store) UpdateVolume(ctx context.Context, name string, fn func(*Volume) 
 		if v.ID != cur.ID || v.Name != cur.Name || v.Root != cur.Root || !v.Created.Equal(cur.Created) {
 			return fmt.Errorf("%w: id, name, root and creation time of a volume cannot change", ErrInvalid)
 		}
+		if v.Origin != cur.Origin {
+			return fmt.Errorf("%w: the origin of a volume cannot change", ErrInvalid)
+		}
 		if err := checkExport(&v.Export); err != nil {
+			return err
+		}
+		if err := checkReplicas(v.Replicas); err != nil {
 			return err
 		}
 		tx.put(s.k.volByName(name), encodeVolume(&v))

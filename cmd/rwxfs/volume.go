@@ -18,7 +18,7 @@ func volumeCommand() *cli.Command {
 		Name:      "volume",
 		Aliases:   []string{"vol"},
 		Usage:     "create, list, inspect, change and delete volumes",
-		UsageText: "rwxfs volume create|list|get|update|delete [flags] [NAME]",
+		UsageText: "rwxfs volume create|list|get|update|delete|clone|remove|trash|restore [flags] [NAME]",
 		Description: `A volume is a subtree of the filesystem with its own root directory, quota
 (bytes and inodes) and NFS export options. Its root is the directory NAME
 directly under the filesystem root; NFS clients mount it as /NAME.`,
@@ -28,6 +28,10 @@ directly under the filesystem root; NFS clients mount it as /NAME.`,
 			volumeGetCommand(),
 			volumeUpdateCommand(),
 			volumeDeleteCommand(),
+			volumeCloneCommand(),
+			volumeRemoveCommand(),
+			volumeTrashCommand(),
+			volumeRestoreCommand(),
 		},
 	}
 }
