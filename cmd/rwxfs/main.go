@@ -55,6 +55,8 @@ or tool; run "rwxfs help COMMAND" for its flags.`,
 			nfsCommand(),
 			mountCommand(),
 			umountCommand(),
+			csiCommand(),
+			snapshotCommand(),
 		},
 	}
 }
