@@ -61,6 +61,9 @@ func TestCLI(t *testing.T) {
 	if out, err := runApp(t, append([]string{"format"}, meta...)...); err == nil || !strings.Contains(err.Error(), "refusing to format") {
 		t.Fatalf("second format: %v\n%s", err, out)
 	}
+	if out, err := runApp(t, append([]string{"format", "--if-missing"}, meta...)...); err != nil || !strings.Contains(out, "nothing to do") {
+		t.Fatalf("format --if-missing of a formatted prefix: %v\n%s", err, out)
+	}
 
 	runName("web", "volume", "create", "--quota-bytes", "10GiB", "--quota-inodes", "1000", "--root-squash", "--allow", "10.0.0.0/8", "--allow", "192.168.1.0/24")
 	runName("data", "volume", "create")
