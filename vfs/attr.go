@@ -25,10 +25,18 @@ func (v *VFS) cachedAttr(ctx context.Context, ino Ino) (Attr, error) {
 	return a, nil
 }
 
-// freshAttr reads ino's attributes from etcd (never the cache), caches them
-// and waits until the watch has applied everything up to their revision,
-// so that cached slice lists are at least as new (close-to-open).
+// freshAttr returns ino's attributes as of a revision read after the call
+// arrived, once the caches have caught up with it (close-to-open; see
+// barrier.go).
 func (v *VFS) freshAttr(ctx context.Context, ino Ino) (Attr, error) {
+	return v.openAttr(ctx, ino)
+}
+
+// freshAttrRead reads ino's attributes from etcd (never the cache), caches
+// them and waits until the watch has applied everything up to their
+// revision, so that cached slice lists are at least as new: the fallback of
+// freshAttr when the watch does not catch up.
+func (v *VFS) freshAttrRead(ctx context.Context, ino Ino) (Attr, error) {
 	gen := v.attrs.gen(ino)
 	a, err := v.md.GetAttr(ctx, ino)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -230,4 +231,148 @@ func BenchmarkSmallFiles(b *testing.B) {
 		wg.Wait()
 	}
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "files/s")
+}
+
+// The NFS frontend's shapes (bench/nfsload's workloads, without the RPC
+// layer): every NFS READ resolves its handle with GetAttr and then reads.
+//
+//	go test ./vfs/ -run '^$' -bench 'NFS' -benchtime 3x
+
+// BenchmarkNFSGetAttr: GETATTR of one file from 1 and 64 goroutines.
+func BenchmarkNFSGetAttr(b *testing.B) {
+	s := benchStack(b, 1, nil)
+	f := mustCreate(b, s.VFS, s.Root(), "attr")
+	ctx := context.Background()
+	for _, par := range []int{1, 64} {
+		b.Run(fmt.Sprintf("inflight=%d", par), func(b *testing.B) {
+			var wg sync.WaitGroup
+			var next atomic.Int64
+			b.ResetTimer()
+			for w := 0; w < par; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for next.Add(1) <= int64(b.N) {
+						if _, err := s.VFS.GetAttr(ctx, f.Ino); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+		})
+	}
+}
+
+const (
+	nfsStreams  = 4
+	nfsFile     = 64 << 20
+	nfsInflight = 16
+)
+
+// nfsIO runs fn(file, offset) for every 1 MiB piece of nfsStreams files of
+// nfsFile bytes, nfsInflight at a time, interleaved so that each file goes
+// front to back (as nfsload does).
+func nfsIO(b *testing.B, fn func(i int, off uint64) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	total := int64(nfsStreams * nfsFile / ioSize)
+	for w := 0; w < nfsInflight; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				k := next.Add(1) - 1
+				if k >= total {
+					return
+				}
+				if err := fn(int(k%nfsStreams), uint64(k/nfsStreams)*ioSize); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// BenchmarkNFSWrite: 4 files of 64 MiB written in parallel in 1 MiB
+// UNSTABLE writes (16 in flight), then one COMMIT per file.
+func BenchmarkNFSWrite(b *testing.B) {
+	s := benchStack(b, 1, nil)
+	ctx := context.Background()
+	buf := pattern(ioSize)
+	b.SetBytes(nfsStreams * nfsFile)
+	var commitTime time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		var inos [nfsStreams]metadata.Ino
+		for j := range inos {
+			inos[j] = mustCreate(b, s.VFS, s.Root(), fmt.Sprint("w", i, "-", j)).Ino
+		}
+		b.StartTimer()
+		nfsIO(b, func(j int, off uint64) error {
+			_, err := s.VFS.Write(ctx, root, inos[j], off, buf, vfs.Unstable)
+			return err
+		})
+		t0 := time.Now()
+		var wg sync.WaitGroup
+		for _, ino := range inos {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := s.VFS.Commit(ctx, ino); err != nil {
+					b.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		commitTime += time.Since(t0)
+	}
+	b.ReportMetric(float64(commitTime.Milliseconds())/float64(b.N), "commit-ms/op")
+}
+
+// BenchmarkNFSRead: the 4 files of 64 MiB read back (warm: written by this
+// instance) in 1 MiB reads, 16 in flight, each with the GetAttr of the
+// handle's resolution.
+func BenchmarkNFSRead(b *testing.B) {
+	s := benchStack(b, 1, nil)
+	ctx := context.Background()
+	buf := pattern(ioSize)
+	var inos [nfsStreams]metadata.Ino
+	for j := range inos {
+		inos[j] = mustCreate(b, s.VFS, s.Root(), fmt.Sprint("r", j)).Ino
+	}
+	nfsIO(b, func(j int, off uint64) error {
+		_, err := s.VFS.Write(ctx, root, inos[j], off, buf, vfs.Unstable)
+		return err
+	})
+	for _, ino := range inos {
+		if _, err := s.VFS.Commit(ctx, ino); err != nil {
+			b.Fatal(err)
+		}
+	}
+	bufs := make(chan []byte, nfsInflight)
+	for range nfsInflight {
+		bufs <- make([]byte, ioSize)
+	}
+	b.SetBytes(nfsStreams * nfsFile)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		nfsIO(b, func(j int, off uint64) error {
+			if _, err := s.VFS.GetAttr(ctx, inos[j]); err != nil {
+				return err
+			}
+			p := <-bufs
+			defer func() { bufs <- p }()
+			n, _, err := s.VFS.Read(ctx, root, inos[j], off, p)
+			if err == nil && n != ioSize {
+				err = fmt.Errorf("read %d at %d: %d bytes", inos[j], off, n)
+			}
+			return err
+		})
+	}
 }

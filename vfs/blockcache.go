@@ -18,6 +18,13 @@ import (
 // someone reads them; the buffer of a full-size block goes back to a pool
 // for the next fetch once it is neither cached nor referenced. A sequential
 // reader therefore runs without allocating block buffers.
+//
+// Blocks this instance wrote enter the cache when their slice is committed
+// (insert), so data written and read back is not fetched. A streaming
+// reader demotes each block it has read to its end (demote: drop-behind),
+// so that a file read front to back that is as large as the cache or
+// larger evicts what it has read, not what it is about to read (plain LRU
+// would then miss on every block).
 type blockCache struct {
 	limit int64
 	bufs  sync.Pool // *[]byte of capacity MaxBlockSize
@@ -171,17 +178,7 @@ func (c *blockCache) get(ctx context.Context, id chunkstore.BlockID, size int, f
 			b.cached.Store(true)
 			c.mu.m[id] = c.mu.lru.PushFront(b)
 			c.mu.size += int64(len(data))
-			for c.mu.size > c.limit {
-				back := c.mu.lru.Back()
-				old := back.Value.(*cachedBlock)
-				c.mu.lru.Remove(back)
-				delete(c.mu.m, old.id)
-				c.mu.size -= int64(len(old.data))
-				old.cached.Store(false)
-				if d := c.freeLocked(old); d != nil {
-					free = append(free, d)
-				}
-			}
+			free = c.evictLocked()
 		}
 	}
 	c.mu.Unlock()
@@ -205,5 +202,58 @@ func (c *blockCache) release(b *cachedBlock) {
 	c.mu.Unlock()
 	if d != nil {
 		c.recycle(d)
+	}
+}
+
+// evictLocked evicts from the back of the LRU until the cache fits its
+// limit, and returns the buffers no one references any more.
+func (c *blockCache) evictLocked() [][]byte {
+	var free [][]byte
+	for c.mu.size > c.limit {
+		back := c.mu.lru.Back()
+		old := back.Value.(*cachedBlock)
+		c.mu.lru.Remove(back)
+		delete(c.mu.m, old.id)
+		c.mu.size -= int64(len(old.data))
+		old.cached.Store(false)
+		if d := c.freeLocked(old); d != nil {
+			free = append(free, d)
+		}
+	}
+	return free
+}
+
+// insert caches data as block id (the cache owns data from then on: no one
+// may change it) unless the block is cached or being fetched already.
+// It is how blocks this instance wrote become readable without a fetch.
+func (c *blockCache) insert(id chunkstore.BlockID, data []byte) {
+	if int64(len(data)) > c.limit || len(data) == 0 {
+		return
+	}
+	c.mu.Lock()
+	_, cached := c.mu.m[id]
+	_, busy := c.mu.inflight[id]
+	if cached || busy {
+		c.mu.Unlock()
+		return
+	}
+	b := &cachedBlock{id: id, data: data}
+	b.cached.Store(true)
+	c.mu.m[id] = c.mu.lru.PushFront(b)
+	c.mu.size += int64(len(data))
+	free := c.evictLocked()
+	c.mu.Unlock()
+	for _, d := range free {
+		c.recycle(d)
+	}
+}
+
+// demote makes block id the next to be evicted (drop-behind: a streaming
+// reader is done with it), if it is cached.
+func (c *blockCache) demote(id chunkstore.BlockID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.mu.m[id]; ok {
+		c.mu.lru.MoveToBack(e)
 	}
 }

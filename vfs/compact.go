@@ -51,7 +51,7 @@ func (v *VFS) compactChunk(ctx context.Context, k chunkKey) error {
 	lo := uint64(pieces[0].Pos)
 	hi := uint64(pieces[len(pieces)-1].Pos) + uint64(pieces[len(pieces)-1].Len)
 	data := make([]byte, hi-lo)
-	if err := v.readPieces(ctx, pieces, lo, hi, data, false); err != nil {
+	if err := v.readPieces(ctx, pieces, lo, hi, data, 0); err != nil {
 		return err
 	}
 	id, err := v.md.NewSliceID(ctx)

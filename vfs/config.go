@@ -19,7 +19,8 @@ type Config struct {
 	FlushIdle time.Duration
 	// FlushEager is how many buffered bytes of one file start a background
 	// flush at once (so that a sequential writer's uploads overlap its
-	// writes). 0 means MaxDirty/8.
+	// writes; flushes follow each other while that much is buffered). 0
+	// means MaxDirty/8, at most 16 MiB.
 	FlushEager int64
 	// MergeExtents is how many separate buffered extents of one chunk make
 	// a flush commit them as one slice filled in with the committed data
@@ -31,6 +32,10 @@ type Config struct {
 	UploadConcurrency int
 	// BlockCacheBytes bounds the decoded-block cache.
 	BlockCacheBytes int64
+	// CacheWrites puts the blocks this instance writes into the block
+	// cache when they are committed, so that data written and read back
+	// (a common pattern, and every benchmark's) is not fetched again.
+	CacheWrites bool
 	// DiskCacheDir is the folder of the local disk cache of blocks (one
 	// instance per folder; it is created if missing).
 	DiskCacheDir string
@@ -58,6 +63,11 @@ type Config struct {
 	watchFrom int64
 }
 
+// defaultFlushEager caps the default FlushEager: four blocks, so that the
+// first upload of a fast writer starts early instead of after a large part
+// of MaxDirty has arrived.
+const defaultFlushEager = 16 << 20
+
 // DefaultConfig returns the settings frontends use.
 func DefaultConfig() Config {
 	return Config{
@@ -67,6 +77,7 @@ func DefaultConfig() Config {
 		MergeExtents:      8,
 		UploadConcurrency: 16,
 		BlockCacheBytes:   256 << 20,
+		CacheWrites:       true,
 		Readahead:         64 << 20,
 		ReadaheadWorkers:  4,
 		CatchUpTimeout:    2 * time.Second,

@@ -18,7 +18,7 @@
 // # Writes and their stability
 //
 // A write is buffered in the instance (per file, as extents of each 64 MiB
-// chunk) and acknowledged at once (Unstable), or made durable before Write
+// chunk, none crossing a 4 MiB page) and acknowledged at once (Unstable), or made durable before Write
 // returns (DataSync, FileSync: the same here, since data and attributes are
 // committed in one transaction). Flush, Commit, Fsync and Release make every
 // write buffered before the call durable: the extents are cut into blocks of
@@ -38,21 +38,31 @@
 // # Coherence between instances
 //
 // Close-to-open: after a Flush/Commit/Release on instance A returns, a
-// Lookup, GetAttr or Open on instance B returns the new size, mtime and
-// bytes. Lookup, GetAttr, Access and Open read etcd (never the attribute cache) and
-// then wait until B's etcd watch has applied every change up to the
-// revision of the inode record they read (a commit writes the chunk's slice
-// list and the inode record in one transaction, so that covers the file's
-// data). Between opens, B may serve reads from slice lists and attributes
-// cached since; the watch drops them as soon as etcd reports a change. A
-// compacted or broken watch drops every cache.
+// Lookup, GetAttr, Access or Open on instance B returns the new size, mtime
+// and bytes. GetAttr, Access and Open take a revision R of etcd from a
+// linearizable read that started after they arrived (concurrent callers
+// share one such read), wait until B's etcd watch has applied every change
+// up to R (progress notifications tell it R when the last changes were
+// outside its prefix), and then answer from the attribute cache, which the
+// watch keeps coherent (a miss reads etcd). Lookup reads the entry and the
+// inode from etcd and waits for the watch to reach the inode record's
+// revision. Either way the slice lists cached for the file are then at
+// least as new as the commit A finished (a commit writes the chunk's slice
+// list and the inode record in one transaction). If the watch does not
+// catch up within Config.CatchUpTimeout, the call reads the inode from etcd
+// instead and drops what it cannot vouch for. Between opens, B may serve
+// reads from slice lists and attributes cached since; the watch drops them
+// as soon as etcd reports a change. A compacted or broken watch drops every
+// cache.
 //
 // # Caches
 //
 // Attributes per inode and slice lists per (inode, chunk), dropped by the
 // watch and updated by the instance's own commits; decoded blocks in a
 // bytes-bounded LRU keyed by block id, never invalidated (blocks are
-// immutable), and optionally (Config.DiskCacheBytes) the same blocks in a
+// immutable), filled by fetches and by the instance's own committed writes
+// (Config.CacheWrites), with drop-behind for streaming readers, and
+// optionally (Config.DiskCacheBytes) the same blocks in a
 // bytes-bounded folder on local disk, each file checked by CRC32C before
 // use so that a torn or corrupt file is refetched, never served.
 // Sequential readers get readahead; a small random read of a block in

@@ -36,3 +36,10 @@ func CachedBlocks(v *VFS) int {
 // OnFlushSizeRead makes fn run after every flush on a quota volume has read
 // the file's size and before it commits (set it before the flush starts).
 func OnFlushSizeRead(v *VFS, fn func(Ino)) { v.hooks.flushSizeRead = fn }
+
+// BarrierFallbacks is how many open-path calls fell back to reading the
+// inode because the watch did not reach their revision in time.
+func BarrierFallbacks(v *VFS) int64 { return v.w.fallbacks.Load() }
+
+// ProgressNotifies is how many progress notifications the watch received.
+func ProgressNotifies(v *VFS) int64 { return v.w.progress.Load() }

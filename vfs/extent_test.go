@@ -6,17 +6,19 @@ import (
 	"testing"
 )
 
-// TestExtents checks insertExtent and clipExtents against a byte model:
-// contents, sortedness, disjointness and the byte accounting.
+// TestExtents checks insertData and clipExtents against a byte model:
+// contents, sortedness, disjointness, pages and the byte accounting. The
+// positions straddle a page boundary.
 func TestExtents(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
+	const base = pageSize - 1<<15
 	for round := 0; round < 200; round++ {
 		var list []*extent
 		var acct int64
 		model := map[uint32]byte{}
 		for op := 0; op < 60; op++ {
 			if rng.IntN(8) == 0 {
-				limit := uint32(rng.IntN(1 << 16))
+				limit := base + uint32(rng.IntN(1<<16))
 				var d int64
 				list, d = clipExtents(list, limit)
 				acct -= d
@@ -26,13 +28,13 @@ func TestExtents(t *testing.T) {
 					}
 				}
 			} else {
-				pos := uint32(rng.IntN(1 << 16))
+				pos := base + uint32(rng.IntN(1<<16))
 				data := make([]byte, 1+rng.IntN(1<<rng.IntN(13)))
 				for i := range data {
 					data[i] = byte(rng.Uint32())
 				}
 				var d int64
-				list, d = insertExtent(list, pos, data)
+				list, d = insertData(list, pos, data)
 				acct += d
 				for i, b := range data {
 					model[pos+uint32(i)] = b
@@ -41,8 +43,11 @@ func TestExtents(t *testing.T) {
 			var total int64
 			for i, e := range list {
 				total += int64(len(e.data))
-				if i > 0 && list[i-1].end() >= e.pos {
-					t.Fatalf("round %d op %d: extents %d and %d overlap or touch", round, op, i-1, i)
+				if i > 0 && (list[i-1].end() > e.pos || list[i-1].end() == e.pos && e.pos%pageSize != 0) {
+					t.Fatalf("round %d op %d: extents %d and %d overlap or touch inside a page", round, op, i-1, i)
+				}
+				if e.pos/pageSize != (e.end()-1)/pageSize {
+					t.Fatalf("round %d op %d: extent [%d,%d) crosses a page", round, op, e.pos, e.end())
 				}
 				for j, b := range e.data {
 					if model[e.pos+uint32(j)] != b {

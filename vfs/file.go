@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rwxfs/rwxfs/chunkstore"
 	"github.com/rwxfs/rwxfs/metadata"
 )
 
@@ -19,6 +20,13 @@ import (
 // merge), so each is simply "the newest bytes of its range"; active wins
 // over frozen, and frozen over what is committed. Readers overlay both
 // layers on the committed data (read-your-writes without flushing).
+//
+// No extent crosses a page: a chunk position that is a multiple of
+// pageSize (the block size). Extents touching at a page boundary stay
+// apart, so a sequential writer fills one page buffer after the other
+// instead of regrowing (and copying) one buffer as large as the chunk, and
+// a flush hands the pages of a run of touching extents to the chunk store
+// as the blocks of one slice without copying them (see runUploads).
 type file struct {
 	ino Ino
 
@@ -84,14 +92,26 @@ func (f *file) dirtyEndLocked() uint64 {
 
 func (f *file) dirtyLocked() bool { return f.mu.activeBytes > 0 || f.mu.frozenBytes > 0 }
 
+// pageSize is the span no extent crosses: the block size, so that a run
+// of whole pages is a slice's blocks as they are.
+const pageSize = chunkstore.MaxBlockSize
+
+// pageEnd is the end of the page holding chunk position pos.
+func pageEnd(pos uint32) uint32 { return (pos/pageSize + 1) * pageSize }
+
 // insertExtent writes data at pos into a sorted disjoint extent list and
-// returns the new list and how many buffered bytes it added.
+// returns the new list and how many buffered bytes it added. [pos,
+// pos+len(data)) must lie in one page; extents merge with it if they
+// overlap it or touch it inside the page.
 func insertExtent(list []*extent, pos uint32, data []byte) ([]*extent, int64) {
 	end := pos + uint32(len(data))
-	// Extents [i, j) overlap or touch [pos, end).
-	i := sort.Search(len(list), func(k int) bool { return list[k].end() >= pos })
+	// Extents [i, j) overlap or touch [pos, end) within its page.
+	i := sort.Search(len(list), func(k int) bool {
+		e := list[k].end()
+		return e > pos || e == pos && pos%pageSize != 0
+	})
 	j := i
-	for j < len(list) && list[j].pos <= end {
+	for j < len(list) && (list[j].pos < end || list[j].pos == end && end%pageSize != 0) {
 		j++
 	}
 	if i == j {
@@ -109,7 +129,8 @@ func insertExtent(list []*extent, pos uint32, data []byte) ([]*extent, int64) {
 		if end > first.end() {
 			need := int(end - first.pos)
 			if need > cap(first.data) {
-				nd := make([]byte, old, max(need, growCap(2*old, first.pos)))
+				room := int(pageEnd(first.pos) - first.pos)
+				nd := make([]byte, old, min(room, max(need, 4*old)))
 				copy(nd, first.data)
 				first.data = nd
 			}
@@ -132,11 +153,27 @@ func insertExtent(list []*extent, pos uint32, data []byte) ([]*extent, int64) {
 	return list, int64(len(buf)) - old
 }
 
+// insertData is insertExtent for data that may cross pages (and so become
+// several extents).
+func insertData(list []*extent, pos uint32, data []byte) ([]*extent, int64) {
+	var added int64
+	for len(data) > 0 {
+		n := min(len(data), int(pageEnd(pos)-pos))
+		var d int64
+		list, d = insertExtent(list, pos, data[:n])
+		added += d
+		pos += uint32(n)
+		data = data[n:]
+	}
+	return list, added
+}
+
 // growCap is the capacity to give a buffer of n bytes at chunk position pos:
-// room to grow, never past the chunk's end.
+// room to grow (four times n: a writer of large pieces fills a page without
+// regrowing), never past the page's end.
 func growCap(n int, pos uint32) int {
-	c := max(n, 64<<10)
-	return min(c, int(metadata.ChunkSize-pos))
+	c := max(4*n, 64<<10)
+	return min(c, int(pageEnd(pos)-pos))
 }
 
 // clipExtents drops the data at or beyond chunk position limit and returns

@@ -10,8 +10,9 @@ import (
 )
 
 // Namespace operations. Each is one metadata transaction (see metadata's
-// contract); vfs adds the open-path coherence (Lookup and GetAttr read
-// etcd, never the attribute cache, and wait for the watch to catch up), the
+// contract); vfs adds the open-path coherence (Lookup reads etcd and waits
+// for the watch to catch up; GetAttr passes the revision barrier of
+// barrier.go and answers from the cache), the
 // overlay of buffered writes on attributes, and the interplay of truncation
 // with buffered data.
 
@@ -43,9 +44,10 @@ func (v *VFS) adoptRead(ctx context.Context, a Attr) Attr {
 	return v.overlayAttr(a)
 }
 
-// GetAttr returns ino's attributes, read from etcd (close-to-open: after it
-// returns, this instance's caches hold nothing older than what it returned),
-// with this instance's buffered writes applied (size, mtime).
+// GetAttr returns ino's attributes as of a revision of etcd read after the
+// call arrived (close-to-open; see barrier.go: concurrent calls share that
+// read, and the attributes come from the watch-maintained cache), with this
+// instance's buffered writes applied (size, mtime).
 func (v *VFS) GetAttr(ctx context.Context, ino Ino) (Attr, error) {
 	if err := v.checkOpen(); err != nil {
 		return Attr{}, err

@@ -43,8 +43,16 @@ func (v *VFS) read(ctx context.Context, a Attr, off uint64, buf []byte) (int, bo
 	}
 	f := v.lockedFile(a.Ino) // a live one, so that its commitGen is the one flushes bump
 	// A read that does not continue the previous one may fetch only the
-	// frames it needs of a block that is not cached (see readSlice).
-	random := off != f.mu.seqNext
+	// frames it needs of a block that is not cached (see readSlice); one
+	// near where the previous one ended, past the file's first block, is
+	// a streaming reader's (drop-behind, see blockCache).
+	var mode readMode
+	if off != f.mu.seqNext {
+		mode |= readRandom
+	}
+	if off >= chunkstore.MaxBlockSize && off+streamWindow >= f.mu.seqNext && off <= f.mu.seqNext+streamWindow {
+		mode |= readStream
+	}
 	f.mu.Unlock()
 	for {
 		size, gen, err := v.localSize(ctx, f)
@@ -56,7 +64,7 @@ func (v *VFS) read(ctx context.Context, a Attr, off uint64, buf []byte) (int, bo
 		}
 		n := int(min(uint64(len(buf)), size-off))
 		dst := buf[:n]
-		if err := v.readCommitted(ctx, a.Ino, off, dst, random); err != nil {
+		if err := v.readCommitted(ctx, a.Ino, off, dst, mode); err != nil {
 			return 0, false, fmt.Errorf("read %d: %w", a.Ino, err)
 		}
 		f.mu.Lock()
@@ -125,8 +133,8 @@ func (v *VFS) sliceList(ctx context.Context, ino Ino, chunk uint32) (*sliceEntry
 }
 
 // readCommitted fills dst with the committed bytes of ino at off (zeros for
-// holes). random allows range reads of uncached blocks (see readSlice).
-func (v *VFS) readCommitted(ctx context.Context, ino Ino, off uint64, dst []byte, random bool) error {
+// holes), as mode says (see readSlice).
+func (v *VFS) readCommitted(ctx context.Context, ino Ino, off uint64, dst []byte, mode readMode) error {
 	end := off + uint64(len(dst))
 	for c := off / metadata.ChunkSize; c*metadata.ChunkSize < end; c++ {
 		base := c * metadata.ChunkSize
@@ -136,7 +144,7 @@ func (v *VFS) readCommitted(ctx context.Context, ino Ino, off uint64, dst []byte
 			if err != nil {
 				return err
 			}
-			err = v.readPieces(ctx, e.resolved, lo, hi, dst[base+lo-off:base+hi-off], random)
+			err = v.readPieces(ctx, e.resolved, lo, hi, dst[base+lo-off:base+hi-off], mode)
 			if err == nil {
 				break
 			}
@@ -153,9 +161,8 @@ func (v *VFS) readCommitted(ctx context.Context, ino Ino, off uint64, dst []byte
 }
 
 // readPieces copies chunk range [lo, hi) of resolved pieces into dst, and
-// zeros where no piece lies (holes). random allows range reads of uncached
-// blocks (see readSlice).
-func (v *VFS) readPieces(ctx context.Context, pieces []metadata.Slice, lo, hi uint64, dst []byte, random bool) error {
+// zeros where no piece lies (holes), as mode says (see readSlice).
+func (v *VFS) readPieces(ctx context.Context, pieces []metadata.Slice, lo, hi uint64, dst []byte, mode readMode) error {
 	i := sort.Search(len(pieces), func(k int) bool { return uint64(pieces[k].Pos)+uint64(pieces[k].Len) > lo })
 	done := lo // dst is filled up to here
 	for ; i < len(pieces) && uint64(pieces[i].Pos) < hi; i++ {
@@ -168,7 +175,7 @@ func (v *VFS) readPieces(ctx context.Context, pieces []metadata.Slice, lo, hi ui
 			clear(dst[done-lo : a-lo])
 		}
 		sliceOff := uint64(p.Off) + a - uint64(p.Pos)
-		if err := v.readSlice(ctx, p.ID, p.Size, sliceOff, dst[a-lo:b-lo], random); err != nil {
+		if err := v.readSlice(ctx, p.ID, p.Size, sliceOff, dst[a-lo:b-lo], mode); err != nil {
 			return err
 		}
 		done = max(done, b)
@@ -178,6 +185,23 @@ func (v *VFS) readPieces(ctx context.Context, pieces []metadata.Slice, lo, hi ui
 	}
 	return nil
 }
+
+// readMode says how a read goes through the block cache.
+type readMode uint8
+
+const (
+	// readRandom: the read does not continue the previous one; small
+	// pieces of uncached blocks may be range-read.
+	readRandom readMode = 1 << iota
+	// readStream: a streaming reader's read; blocks it reads to their end
+	// are demoted (drop-behind).
+	readStream
+)
+
+// streamWindow is how far from where the previous read of a file ended a
+// read still counts as streaming (concurrent NFS READs arrive a little out
+// of order).
+const streamWindow = 16 << 20
 
 // rangeReadMax is the largest read of one block served by a range read
 // (only the frames covering it travel) rather than by fetching and caching
@@ -189,7 +213,8 @@ const rangeReadMax = chunkstore.MaxBlockSize / 8
 // piece of a large block that is in neither cache is read with
 // Client.GetRange the first time (a random reader need not pay for 4 MiB
 // to read 4 KiB); a block read that way again is fetched whole and cached.
-func (v *VFS) readSlice(ctx context.Context, id uint64, size uint32, off uint64, dst []byte, random bool) error {
+// With readStream set, a block read to its end is demoted in the cache.
+func (v *VFS) readSlice(ctx context.Context, id uint64, size uint32, off uint64, dst []byte, mode readMode) error {
 	for len(dst) > 0 {
 		idx := uint32(off / chunkstore.MaxBlockSize)
 		in := int(off % chunkstore.MaxBlockSize)
@@ -203,7 +228,7 @@ func (v *VFS) readSlice(ctx context.Context, id uint64, size uint32, off uint64,
 		if b != nil {
 			v.m.cacheHits.Inc()
 		} else {
-			if random && n <= rangeReadMax && 4*n <= bl && !v.blocks.has(bid) && !v.disk.has(bid) && v.firstRangeRead(bid) {
+			if mode&readRandom != 0 && n <= rangeReadMax && 4*n <= bl && !v.blocks.has(bid) && !v.disk.has(bid) && v.firstRangeRead(bid) {
 				raw, err := v.cs.GetRange(ctx, bid, in, n)
 				if err != nil {
 					return err
@@ -228,6 +253,9 @@ func (v *VFS) readSlice(ctx context.Context, id uint64, size uint32, off uint64,
 		}
 		copy(dst, b.data[in:in+n])
 		v.blocks.release(b)
+		if mode&readStream != 0 && in+n == bl {
+			v.blocks.demote(bid)
+		}
 		dst = dst[n:]
 		off += uint64(n)
 	}

@@ -56,6 +56,8 @@ type VFS struct {
 	disk   *diskCache // nil when off
 	w      watcher
 
+	barrier revBarrier
+
 	// ranged remembers blocks read by range (see firstRangeRead).
 	ranged struct {
 		sync.Mutex
@@ -88,7 +90,7 @@ func New(ctx context.Context, md *metadata.Store, cs *chunkstore.Client, cfg Con
 		return nil, err
 	}
 	if cfg.FlushEager == 0 {
-		cfg.FlushEager = cfg.MaxDirty / 8
+		cfg.FlushEager = min(cfg.MaxDirty/8, defaultFlushEager)
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -217,6 +219,7 @@ type metrics struct {
 	readaheads, compactions  prometheus.Counter
 	rangeReads               prometheus.Counter
 	staleDrops, waitCatchups prometheus.Counter
+	barrierFallbacks         prometheus.Counter
 	dirty                    prometheus.Gauge
 }
 
@@ -237,11 +240,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		compactions:  c("compactions_total", "Chunks compacted."),
 		staleDrops:   c("cache_drops_total", "Whole-cache drops (compacted or broken watch)."),
 		waitCatchups: c("catchup_waits_total", "Opens that waited for the watch to catch up."),
-		dirty:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "rwxfs_vfs_dirty_bytes", Help: "Bytes buffered and not yet committed."}),
+		barrierFallbacks: c("barrier_fallbacks_total",
+			"Open-path calls that read the inode from etcd because the watch did not reach their revision in time."),
+		dirty: prometheus.NewGauge(prometheus.GaugeOpts{Name: "rwxfs_vfs_dirty_bytes", Help: "Bytes buffered and not yet committed."}),
 	}
 	if reg != nil {
 		for _, col := range []prometheus.Collector{m.bytesWritten, m.bytesRead, m.flushes, m.commits, m.flushErrors,
-			m.cacheHits, m.cacheMisses, m.readaheads, m.rangeReads, m.compactions, m.staleDrops, m.waitCatchups, m.dirty} {
+			m.cacheHits, m.cacheMisses, m.readaheads, m.rangeReads, m.compactions, m.staleDrops, m.waitCatchups, m.barrierFallbacks, m.dirty} {
 			if err := reg.Register(col); err != nil {
 				return nil, fmt.Errorf("vfs: register metrics: %w", err)
 			}

@@ -3,6 +3,7 @@ package vfs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/rwxfs/rwxfs/metadata"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	grpcmd "google.golang.org/grpc/metadata"
 )
 
 // The cache watch. One etcd watch on the filesystem prefix drops cached
@@ -24,10 +26,17 @@ import (
 // current revision.
 
 type watcher struct {
-	drops   atomic.Int64 // whole-cache drops
-	mu      sync.Mutex
-	rev     int64         // every event up to rev has been applied
-	advance chan struct{} // closed and replaced when rev grows
+	drops     atomic.Int64 // whole-cache drops
+	fallbacks atomic.Int64 // open-path calls that did not see the watch reach their revision
+	progress  atomic.Int64 // progress notifications received
+	// streamCtx carries the gRPC metadata that gives this instance's watch
+	// a stream of its own, so that progress requests (RequestProgress on a
+	// context with the same metadata) reach it and no one else's.
+	streamCtx    context.Context
+	progressBusy atomic.Bool // a progress request is in flight
+	mu           sync.Mutex
+	rev          int64         // every event up to rev has been applied
+	advance      chan struct{} // closed and replaced when rev grows
 }
 
 func (v *VFS) startWatch(ctx context.Context) error {
@@ -42,6 +51,7 @@ func (v *VFS) startWatch(ctx context.Context) error {
 	}
 	v.w.rev = from
 	v.w.advance = make(chan struct{})
+	v.w.streamCtx = grpcmd.AppendToOutgoingContext(clientv3.WithRequireLeader(v.ctx), "rwxfs-vfs-watch", fmt.Sprintf("%x", v.verf))
 	v.wg.Add(1)
 	go v.watchLoop(from)
 	return nil
@@ -52,7 +62,7 @@ func (v *VFS) watchLoop(from int64) {
 	cli := v.md.Client()
 	prefix := v.md.Prefix()
 	for {
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(v.ctx))
+		wctx, cancel := context.WithCancel(v.w.streamCtx)
 		ch := cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(from+1))
 		broken := false
 		for resp := range ch {
@@ -65,6 +75,15 @@ func (v *VFS) watchLoop(from int64) {
 				v.log.Warn("vfs: cache watch failed", "err", err)
 				broken = true
 				break
+			}
+			if resp.IsProgressNotify() {
+				// Every event up to the header's revision has been sent.
+				v.w.progress.Add(1)
+				if resp.Header.Revision > from {
+					from = resp.Header.Revision
+				}
+				v.setWatchRev(from)
+				continue
 			}
 			for _, ev := range resp.Events {
 				kind, ino, chunk := metadata.ParseKey(string(ev.Kv.Key[len(prefix):]))

@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -132,7 +133,7 @@ func (v *VFS) write(ctx context.Context, cred Cred, ino Ino, off uint64, data []
 		cpos := uint32(pos % metadata.ChunkSize)
 		n := min(len(data)-p, int(metadata.ChunkSize-cpos))
 		var d int64
-		f.mu.active[c], d = insertExtent(f.mu.active[c], cpos, data[p:p+n])
+		f.mu.active[c], d = insertData(f.mu.active[c], cpos, data[p:p+n])
 		added += d
 		p += n
 	}
@@ -171,13 +172,30 @@ func (v *VFS) write(ctx context.Context, cred Cred, ino Ino, off uint64, data []
 	return off, out, nil
 }
 
+// eagerFlush flushes f in the background, again as long as FlushEager
+// bytes were buffered meanwhile: the uploads of a fast writer run back to
+// back, and the data left for its COMMIT is what arrived during the last
+// one, even when its writes stopped while a flush ran.
 func (v *VFS) eagerFlush(f *file) {
-	err := v.flushFile(v.ctx, f, false)
-	f.mu.Lock()
-	f.mu.eager = false
-	f.mu.Unlock()
-	if err != nil && v.ctx.Err() == nil {
-		v.log.Warn("vfs: background flush", "ino", f.ino, "err", err)
+	for {
+		err := v.flushFile(v.ctx, f, false)
+		f.mu.Lock()
+		again := err == nil && f.mu.activeBytes >= v.cfg.FlushEager && !f.mu.dead
+		if !again {
+			f.mu.eager = false
+		}
+		f.mu.Unlock()
+		if err != nil && v.ctx.Err() == nil {
+			v.log.Warn("vfs: background flush", "ino", f.ino, "err", err)
+		}
+		if !again || v.closed.Load() {
+			if again {
+				f.mu.Lock()
+				f.mu.eager = false
+				f.mu.Unlock()
+			}
+			return
+		}
 	}
 }
 
@@ -474,23 +492,77 @@ func layerEnd(layer map[uint32][]*extent) uint64 {
 
 type upload struct {
 	chunk  uint32
-	e      *extent
+	pos    uint32   // chunk position of the slice
+	blocks [][]byte // the slice's bytes as its blocks: MaxBlockSize each but the last
+	n      uint32   // bytes in all
 	id     uint64
-	merged bool             // e merges parts over the committed data ...
+	merged bool             // the slice merges parts over the committed data ...
 	parts  []*extent        // ... of the chunk as it was in base
 	base   []metadata.Slice //
 }
 
-func (u *upload) end() uint64 { return uint64(u.chunk)*metadata.ChunkSize + uint64(u.e.end()) }
+func (u *upload) end() uint64 {
+	return uint64(u.chunk)*metadata.ChunkSize + uint64(u.pos) + uint64(u.n)
+}
 
-// commitExtents uploads each extent as one slice (cut into blocks of at
-// most MaxBlockSize, uploaded in parallel) and then commits the slices,
+// extentUpload is the upload of one extent as one slice, cut into blocks.
+func extentUpload(c uint32, e *extent) upload {
+	u := upload{chunk: c, pos: e.pos, n: uint32(len(e.data))}
+	for i := 0; i < len(e.data); i += chunkstore.MaxBlockSize {
+		u.blocks = append(u.blocks, e.data[i:min(len(e.data), i+chunkstore.MaxBlockSize)])
+	}
+	return u
+}
+
+// runUploads makes the uploads of the extents of one chunk (sorted and
+// disjoint, none crossing a page): a run of touching extents that starts on
+// a page boundary is one slice whose blocks are the extents' buffers as
+// they are (every extent of it but the last is a whole page); any other
+// extent is a slice of its own.
+func runUploads(c uint32, l []*extent) []upload {
+	var ups []upload
+	for i := 0; i < len(l); {
+		j := i + 1
+		if l[i].pos%pageSize == 0 {
+			for j < len(l) && l[j].pos == l[j-1].end() {
+				j++
+			}
+		}
+		if j == i+1 {
+			ups = append(ups, extentUpload(c, l[i]))
+			i = j
+			continue
+		}
+		u := upload{chunk: c, pos: l[i].pos}
+		for _, e := range l[i:j] {
+			u.blocks = append(u.blocks, e.data)
+			u.n += uint32(len(e.data))
+		}
+		ups = append(ups, u)
+		i = j
+	}
+	return ups
+}
+
+// runs counts the runs of touching extents of l.
+func runs(l []*extent) int {
+	n := 0
+	for i, e := range l {
+		if i == 0 || e.pos != l[i-1].end() {
+			n++
+		}
+	}
+	return n
+}
+
+// commitExtents uploads each run of extents as one slice (see runUploads;
+// blocks uploaded in parallel) and then commits the slices,
 // each with one CommitSlice (commits of one file conflict on its inode
 // record, so they run one after the other), within plan. With release the
 // last commit also releases the session's open of the file; it reports
 // whether that happened.
 //
-// A chunk with MergeExtents or more extents (random small writes) is
+// A chunk with MergeExtents or more runs of extents (random small writes) is
 // committed as one slice instead: the extents are laid over the committed
 // data of the span they cover (read through the cache), so one
 // transaction replaces many. That slice is committed only if the chunk's
@@ -508,15 +580,15 @@ func (v *VFS) commitExtents(ctx context.Context, ino Ino, layer map[uint32][]*ex
 	var ups []upload
 	for _, c := range chunks {
 		l := layer[c]
-		if v.cfg.MergeExtents > 0 && len(l) >= v.cfg.MergeExtents {
+		if v.cfg.MergeExtents > 0 && runs(l) >= v.cfg.MergeExtents {
 			if m, base, err := v.mergeChunk(ctx, ino, c, l); err == nil {
-				ups = append(ups, upload{chunk: c, e: m, parts: l, base: base, merged: true})
+				u := extentUpload(c, m)
+				u.parts, u.base, u.merged = l, base, true
+				ups = append(ups, u)
 				continue
 			}
 		}
-		for _, e := range l {
-			ups = append(ups, upload{chunk: c, e: e})
-		}
+		ups = append(ups, runUploads(c, l)...)
 	}
 	if err := v.uploadAll(ctx, ups); err != nil {
 		return false, err
@@ -527,16 +599,14 @@ func (v *VFS) commitExtents(ctx context.Context, ino Ino, layer map[uint32][]*ex
 		restEnd[i] = max(restEnd[i+1], ups[i].end())
 	}
 	released := false
+	var done []upload // committed, not merged: their blocks go to the cache
 	for i, u := range ups {
 		last := release && i == len(ups)-1
 		rel, err := v.commitUpload(ctx, ino, u, clearSetID, mtime, plan, max(restEnd[i], u.end()), last)
 		if u.merged && errors.Is(err, metadata.ErrChunkChanged) {
 			// Another writer changed the chunk since the gaps were read:
 			// commit the extents one by one instead of older bytes.
-			parts := make([]upload, 0, len(u.parts))
-			for _, e := range u.parts {
-				parts = append(parts, upload{chunk: u.chunk, e: e})
-			}
+			parts := runUploads(u.chunk, u.parts)
 			if err := v.uploadAll(ctx, parts); err != nil {
 				return false, err
 			}
@@ -548,6 +618,7 @@ func (v *VFS) commitExtents(ctx context.Context, ino Ino, layer map[uint32][]*ex
 				if rel, err = v.commitUpload(ctx, ino, p, clearSetID, mtime, plan, rest, last && j == len(parts)-1); err != nil {
 					return false, err
 				}
+				done = append(done, p)
 			}
 			released = rel
 			continue
@@ -555,9 +626,33 @@ func (v *VFS) commitExtents(ctx context.Context, ino Ino, layer map[uint32][]*ex
 		if err != nil {
 			return false, err
 		}
+		if !u.merged {
+			done = append(done, u)
+		}
 		released = rel
 	}
+	v.cacheWritten(done)
 	return released, nil
+}
+
+// cacheWritten puts the blocks of committed uploads into the block cache
+// (Config.CacheWrites). Only after every commit of the flush succeeded:
+// the buffers belong to the frozen layer, which the flush then drops (a
+// failed flush puts it back under new writes, which may change it).
+func (v *VFS) cacheWritten(ups []upload) {
+	if !v.cfg.CacheWrites {
+		return
+	}
+	for _, u := range ups {
+		for i, raw := range u.blocks {
+			if cap(raw)-len(raw) > len(raw)/4 {
+				// Most of the buffer is spare room: the cache counts
+				// bytes by length, so give it a copy that fits.
+				raw = bytes.Clone(raw)
+			}
+			v.blocks.insert(chunkstore.BlockID{Slice: u.id, Index: uint32(i)}, raw)
+		}
+	}
 }
 
 // maxSizeRetries bounds how often one commit is retried after concurrent
@@ -569,7 +664,7 @@ const maxSizeRetries = 16
 // a size read again). With release it also releases the session's open
 // and reports whether it did.
 func (v *VFS) commitUpload(ctx context.Context, ino Ino, u upload, clearSetID bool, mtime time.Time, plan *growthPlan, rest uint64, release bool) (bool, error) {
-	n := uint32(len(u.e.data))
+	n := u.n
 	k := chunkKey{ino, u.chunk}
 	long := false
 	if e, ok := v.slices.get(k); ok && v.cfg.CompactThreshold > 0 && len(e.list)+1 > v.cfg.CompactThreshold {
@@ -577,7 +672,7 @@ func (v *VFS) commitUpload(ctx context.Context, ino Ino, u upload, clearSetID bo
 	}
 	req := metadata.WriteReq{
 		Ino: ino, Chunk: u.chunk, ClearSetID: clearSetID, Now: mtime,
-		Slice: metadata.Slice{ID: u.id, Size: n, Len: n, Pos: u.e.pos},
+		Slice: metadata.Slice{ID: u.id, Size: n, Len: n, Pos: u.pos},
 		// A merged slice carries committed bytes read at u.base: it may only
 		// land on exactly that list.
 		IfUnchanged: u.merged, Expect: u.base,
@@ -605,7 +700,7 @@ func (v *VFS) commitUpload(ctx context.Context, ino Ino, u upload, clearSetID bo
 		}
 	}
 	v.slices.invalidate(k)
-	v.log.Debug("vfs: commit", "ino", ino, "chunk", u.chunk, "pos", u.e.pos, "len", n, "size", a.Size, "err", err)
+	v.log.Debug("vfs: commit", "ino", ino, "chunk", u.chunk, "pos", u.pos, "len", n, "size", a.Size, "err", err)
 	if err != nil {
 		return false, err
 	}
@@ -627,7 +722,7 @@ func (v *VFS) mergeChunk(ctx context.Context, ino Ino, c uint32, l []*extent) (*
 		return nil, nil, err
 	}
 	buf := make([]byte, hi-lo)
-	if err := v.readPieces(ctx, metadata.Resolve(base), uint64(lo), uint64(hi), buf, false); err != nil {
+	if err := v.readPieces(ctx, metadata.Resolve(base), uint64(lo), uint64(hi), buf, 0); err != nil {
 		return nil, nil, err
 	}
 	for _, e := range l {
@@ -649,8 +744,7 @@ func (v *VFS) uploadAll(ctx context.Context, ups []upload) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(v.cfg.UploadConcurrency)
 	for _, u := range ups {
-		for i := 0; i*chunkstore.MaxBlockSize < len(u.e.data); i++ {
-			raw := u.e.data[i*chunkstore.MaxBlockSize : min(len(u.e.data), (i+1)*chunkstore.MaxBlockSize)]
+		for i, raw := range u.blocks {
 			id := chunkstore.BlockID{Slice: u.id, Index: uint32(i)}
 			g.Go(func() error { return v.cs.Put(gctx, id, raw) })
 		}
