@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -41,6 +42,7 @@ func frontendFlags(addr, portmap, metrics string, replicas int) []cli.Flag {
 		&cli.StringFlag{Name: "disk-cache-dir", Usage: "folder of the local block cache on disk (off when unset)"},
 		&cli.StringFlag{Name: "disk-cache-size", Value: "0", Usage: "bytes of the local disk cache (0: off)"},
 		&cli.StringFlag{Name: "max-dirty", Value: "256MiB", Usage: "bytes of unstable writes buffered before writers wait"},
+		&cli.BoolFlag{Name: "pprof", Usage: "also serve Go's profiler at /debug/pprof/ on --metrics-addr"},
 		&cli.DurationFlag{Name: "shutdown-grace", Value: 30 * time.Second,
 			Usage: "on SIGTERM, how long calls in flight may take to finish before they are cancelled"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
@@ -130,6 +132,12 @@ func startFrontend(ctx context.Context, c *cli.Context, log *slog.Logger, mc *me
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		if c.Bool("pprof") {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 		mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 			if !f.ready.Load() {

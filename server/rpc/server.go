@@ -23,6 +23,7 @@ type Server struct {
 	bufs    *bufPool    // TCP record buffers
 	dgrams  *bufPool    // UDP datagram buffers
 	writers *writerPool // reply writers
+	workers *workers    // goroutines that run calls
 
 	// base is the parent of every handler context; cancel ends it when
 	// Shutdown's grace period runs out.
@@ -57,6 +58,7 @@ func NewServer(cfg Config, progs ...Program) (*Server, error) {
 		bufs:    newBufPool(64 << 10),
 		dgrams:  newBufPool(maxDatagram),
 		writers: newWriterPool(),
+		workers: newWorkers(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

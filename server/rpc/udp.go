@@ -127,7 +127,7 @@ func (u *udpServer) readLoop() error {
 		}
 		*bp = b[:n]
 		u.handlers.Add(1)
-		go u.handle(bp, remote, addr)
+		u.s.workers.run(func() { u.handle(bp, remote, addr) })
 	}
 }
 
