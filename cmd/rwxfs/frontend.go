@@ -25,7 +25,7 @@ import (
 
 // frontendFlags are the flags of an NFS frontend, shared by "rwxfs nfs" and
 // "rwxfs serve" (which differ in their defaults only).
-func frontendFlags(addr, portmap, metrics string, replicas int) []cli.Flag {
+func frontendFlags(addr, portmap, metrics string, replicas int, cache string) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "addr", EnvVars: []string{"RWXFS_NFS_ADDR"}, Value: addr,
 			Usage: "NFS and MOUNT listen address (TCP and UDP)"},
@@ -38,7 +38,7 @@ func frontendFlags(addr, portmap, metrics string, replicas int) []cli.Flag {
 			Usage: "chunk nodes each block is written to (R)"},
 		&cli.IntFlag{Name: "write-quorum", EnvVars: []string{"RWXFS_WRITE_QUORUM"},
 			Usage: "replicas on stable storage before a write is acknowledged (W; default a majority of R)"},
-		&cli.StringFlag{Name: "cache-size", Value: "256MiB", Usage: "in-memory block cache"},
+		&cli.StringFlag{Name: "cache-size", Value: cache, Usage: "in-memory block cache"},
 		&cli.StringFlag{Name: "disk-cache-dir", Usage: "folder of the local block cache on disk (off when unset)"},
 		&cli.StringFlag{Name: "disk-cache-size", Value: "0", Usage: "bytes of the local disk cache (0: off)"},
 		&cli.StringFlag{Name: "max-dirty", Value: "256MiB", Usage: "bytes of unstable writes buffered before writers wait"},
