@@ -272,6 +272,37 @@ func (c *Client) goBackground(fn func()) bool {
 // the same id twice with the same bytes is harmless; with different bytes
 // it is a caller bug (blocks are immutable).
 func (c *Client) Put(ctx context.Context, id BlockID, raw []byte) error {
+	return c.PutWith(ctx, id, raw, PutOptions{})
+}
+
+// PutOptions override the client's replication for one block.
+type PutOptions struct {
+	// Replicas is R for this block; 0 means ClientConfig.Replicas. When
+	// fewer writable nodes are registered than R, the block goes to all of
+	// them (under-replicated until the Repairer finds more), as with the
+	// client's own R.
+	Replicas int
+	// WriteQuorum is W for this block; 0 means ClientConfig.WriteQuorum
+	// when Replicas is 0, and a majority of Replicas otherwise. It is
+	// clamped to [1, R].
+	WriteQuorum int
+}
+
+// rw returns the R and W that o asks for.
+func (c *Client) rw(o PutOptions) (r, w int) {
+	r, w = c.cfg.Replicas, c.cfg.WriteQuorum
+	if o.Replicas > 0 {
+		r, w = o.Replicas, o.Replicas/2+1
+	}
+	if o.WriteQuorum > 0 {
+		w = o.WriteQuorum
+	}
+	return r, max(1, min(w, r))
+}
+
+// PutWith is Put with the replication of opts instead of the client's
+// (a volume with its own replica count).
+func (c *Client) PutWith(ctx context.Context, id BlockID, raw []byte, opts PutOptions) error {
 	if len(raw) > MaxBlockSize {
 		return fmt.Errorf("chunkstore: put %s: %d bytes: %w", id, len(raw), ErrBlockTooLarge)
 	}
@@ -283,7 +314,8 @@ func (c *Client) Put(ctx context.Context, id BlockID, raw []byte) error {
 	}
 	// The buffer goes back to the pool when the last replica write using
 	// it has finished, which may be after Put returns.
-	return c.putEncoded(ctx, id, enc, func() {
+	r, w := c.rw(opts)
+	return c.putEncoded(ctx, id, enc, r, w, func() {
 		*bp = enc[:0]
 		c.encBufs.Put(bp)
 	})
@@ -313,18 +345,18 @@ func (c *Client) PutMany(ctx context.Context, blocks []Block) error {
 // PutEncoded returns, and it is retained read-only by background replica
 // writes until they finish.
 func (c *Client) PutEncoded(ctx context.Context, id BlockID, enc []byte) error {
-	return c.putEncoded(ctx, id, enc, func() {})
+	return c.putEncoded(ctx, id, enc, c.cfg.Replicas, c.cfg.WriteQuorum, func() {})
 }
 
-// putEncoded is PutEncoded calling release once no request uses enc.
-func (c *Client) putEncoded(ctx context.Context, id BlockID, enc []byte, release func()) error {
+// putEncoded is PutEncoded with r replicas and write quorum w, calling
+// release once no request uses enc.
+func (c *Client) putEncoded(ctx context.Context, id BlockID, enc []byte, r, w int, release func()) error {
 	if c.isClosed() {
 		release()
 		return ErrClientClosed
 	}
 	c.metrics.puts.Inc()
-	cands := c.writeCandidates(id)
-	w := c.cfg.WriteQuorum
+	cands := c.writeCandidatesR(id, r)
 	if len(cands) < w {
 		release()
 		c.metrics.putErrors.Inc()
@@ -335,7 +367,7 @@ func (c *Client) putEncoded(ctx context.Context, id BlockID, enc []byte, release
 	if !c.goBackground(func() {
 		defer release()
 		defer rcancel()
-		c.replicate(rctx, id, enc, cands, done)
+		c.replicate(rctx, id, enc, cands, r, w, done)
 	}) {
 		rcancel()
 		release()
@@ -357,12 +389,11 @@ func (c *Client) putEncoded(ctx context.Context, id BlockID, enc []byte, release
 // replicate writes enc to R of cands (targets first, then fallbacks),
 // reports on done once the outcome for the caller is known (W acks, or W
 // acks impossible), then waits for the rest and records failures.
-func (c *Client) replicate(ctx context.Context, id BlockID, enc []byte, cands []NodeInfo, done chan<- error) {
+func (c *Client) replicate(ctx context.Context, id BlockID, enc []byte, cands []NodeInfo, r, w int, done chan<- error) {
 	type result struct {
 		node NodeInfo
 		err  error
 	}
-	r, w := c.cfg.Replicas, c.cfg.WriteQuorum
 	results := make(chan result, len(cands))
 	next, inflight := 0, 0
 	launch := func() {
@@ -417,6 +448,11 @@ func (c *Client) replicate(ctx context.Context, id BlockID, enc []byte, cands []
 // the placement targets (writable nodes only), then every other writable
 // node in rendezvous order.
 func (c *Client) writeCandidates(id BlockID) []NodeInfo {
+	return c.writeCandidatesR(id, c.cfg.Replicas)
+}
+
+// writeCandidatesR is writeCandidates for r placement targets.
+func (c *Client) writeCandidatesR(id BlockID, r int) []NodeInfo {
 	ranked := c.reg.Placement().Rank(id)
 	now := time.Now()
 	c.mu.Lock()
@@ -426,7 +462,7 @@ func (c *Client) writeCandidates(id BlockID) []NodeInfo {
 		}
 	}
 	c.mu.Unlock()
-	targets := selectTargets(ranked, c.cfg.Replicas, true)
+	targets := selectTargets(ranked, r, true)
 	return appendRest(targets, ranked, true)
 }
 

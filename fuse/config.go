@@ -14,6 +14,11 @@ type Config struct {
 	// up here (see doc.go, Coherence).
 	EntryTimeout time.Duration
 	AttrTimeout  time.Duration
+	// Invalidate pushes the changes the vfs metadata watch sees (made by
+	// any client) to the kernel as cache invalidations (notify.go), so
+	// that they show up here within the watch's lag rather than after the
+	// timeouts above.
+	Invalidate bool
 	// NegativeTimeout is how long the kernel may remember that a name does
 	// not exist (0: never, so a file created elsewhere is seen at once).
 	NegativeTimeout time.Duration
@@ -59,8 +64,9 @@ type Config struct {
 // DefaultConfig returns the settings of "rwxfs mount".
 func DefaultConfig() Config {
 	return Config{
-		EntryTimeout:      time.Second,
-		AttrTimeout:       time.Second,
+		EntryTimeout:      10 * time.Second,
+		AttrTimeout:       10 * time.Second,
+		Invalidate:        true,
 		OpTimeout:         30 * time.Second,
 		MaxWrite:          1 << 20,
 		MaxBackground:     64,

@@ -13,8 +13,9 @@
 // either the mount's root or outside it (".." of a volume root is the
 // volume root). st_ino is always the real inode number. Because node ids are
 // inode numbers, which are never reused, and every call resolves its inode
-// through vfs, the adapter keeps no node table: FORGET is a no-op and the
-// kernel's lookup counts need no bookkeeping.
+// through vfs, the adapter needs no node table to serve requests; it only
+// counts the kernel's lookups per node (FORGET subtracts) so that
+// invalidations go to nodes the kernel holds.
 //
 // # Requests
 //
@@ -49,9 +50,11 @@
 //   - FALLOCATE: mode 0 extends the size; FALLOC_FL_KEEP_SIZE succeeds
 //     (rwxfs allocates when data is written); holes, zero ranges, collapse
 //     and insert are EOPNOTSUPP.
-//   - Extended attributes: vfs has none yet. The adapter answers ENOSYS, on
-//     which the kernel answers EOPNOTSUPP to this and every later xattr call
-//     without asking again.
+//   - GETXATTR, SETXATTR, LISTXATTR, REMOVEXATTR: user.* attributes,
+//     one vfs call each, with getxattr(2)'s size probe (size 0 answers the
+//     size needed; a short buffer is ERANGE) and XATTR_CREATE/REPLACE;
+//     other namespaces are EOPNOTSUPP, and security.capability and the ACL
+//     names are ENODATA from go-fuse without a round trip (xattr.go).
 //   - Locks: flock(2) and fcntl(2) locks are not forwarded (the FUSE lock
 //     capabilities are not negotiated), so the kernel keeps them itself:
 //     they work between the processes of this machine using this mount,
@@ -77,16 +80,23 @@
 //
 // # Coherence
 //
-// The kernel caches names for Config.EntryTimeout and attributes for
-// Config.AttrTimeout (1 s each by default): a change made by another client
-// (an NFS frontend, another mount) is seen here after at most that long,
-// and at once by an open, which reads etcd. A file's cached pages are kept
+// The mount subscribes to its vfs instance's metadata watch (vfs.Subscribe)
+// and pushes every change to the kernel as an invalidation
+// (FUSE_NOTIFY_INVAL_INODE for attributes and for the pages of a changed
+// chunk, FUSE_NOTIFY_INVAL_ENTRY for names created, removed or renamed),
+// for the nodes the kernel holds (a lookup count per node, kept by the
+// entry replies and FORGET). A change made by another client therefore
+// shows up here as soon as this instance's watch sees it (its lag:
+// normally milliseconds), so the entry and attribute timeouts can be long
+// (Config.EntryTimeout, AttrTimeout: 10 s by default); they remain the
+// bound when the watch is down or lagging. A watch that lost events
+// (compaction) invalidates every known node. Changes this mount made are
+// invalidated too (etcd does not say who made a change): its own written
+// pages are dropped from the page cache after the commit and read again
+// from vfs's block cache. See notify.go. A file's cached pages are kept
 // across opens only when the attributes read at open (size, mtime, ctime)
 // equal those of the previous open here (FOPEN_KEEP_CACHE), and the kernel
-// drops them when a GETATTR shows a new mtime (auto invalidation). vfs does
-// not yet expose its metadata watch, so the adapter cannot push
-// invalidations (FUSE_NOTIFY_INVAL_INODE/ENTRY) to the kernel; the timeouts
-// bound staleness meanwhile.
+// drops them when a GETATTR shows a new mtime (auto invalidation).
 //
 // # Mounting
 //

@@ -29,6 +29,8 @@ type FS struct {
 	base   context.Context // cancelled when the mount is closed
 
 	handles handleTable
+	// known counts the kernel's lookups per node (notify.go).
+	known known
 	// stamps remember, per inode, the attributes seen at its last open, so
 	// that an open of an unchanged file keeps the kernel's page cache.
 	stamps struct {
@@ -53,6 +55,7 @@ func newFS(ctx context.Context, v *vfs.VFS, root vfs.Ino, vol uint32, cfg Config
 	}
 	f.handles.m = map[uint64]any{}
 	f.stamps.m = map[vfs.Ino]stamp{}
+	f.known.m = map[uint64]uint64{}
 	return f
 }
 
@@ -106,6 +109,7 @@ func (f *FS) fill(a *vfs.Attr, out *gofuse.Attr) {
 // entry fills a lookup answer for a.
 func (f *FS) entry(a *vfs.Attr, out *gofuse.EntryOut) {
 	out.NodeId = f.node(a.Ino)
+	f.known.add(out.NodeId)
 	out.Generation = uint64(a.Gen)
 	out.SetEntryTimeout(f.cfg.EntryTimeout)
 	out.SetAttrTimeout(f.cfg.AttrTimeout)
@@ -211,3 +215,11 @@ func (f *FS) SetDebug(bool) {}
 
 // fileType converts S_IFMT bits to a metadata type.
 func fileType(mode uint32) metadata.FileType { return metadata.FileType(mode >> 12 & 0xf) }
+
+// forgetStamps forgets every open's stamp, so that no cached pages are kept
+// at the next open of any file (after the watch lost changes).
+func (f *FS) forgetStamps() {
+	f.stamps.Lock()
+	defer f.stamps.Unlock()
+	clear(f.stamps.m)
+}

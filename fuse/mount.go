@@ -32,6 +32,9 @@ type Mount struct {
 	log    *slog.Logger
 	conn   int // FUSE connection id (device minor), -1 if unknown
 
+	// stopNotify stops the kernel invalidations (notify.go).
+	stopNotify func()
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -49,7 +52,8 @@ func mountOptions(cfg Config, root bool) *gofuse.MountOptions {
 		// clearing on write and chown left to rwxfs (vfs and metadata do it,
 		// for every client alike).
 		ExtraCapabilities: gofuse.CAP_ATOMIC_O_TRUNC | gofuse.CAP_HANDLE_KILLPRIV,
-		// rwxfs has no xattrs: leave security labels alone.
+		// rwxfs stores user.* attributes only: security labels and
+		// capabilities are answered ENODATA by go-fuse, without a round trip.
 		IgnoreSecurityLabels: true,
 		DirectMount:          root,
 		Debug:                cfg.Debug,
@@ -120,6 +124,10 @@ func New(ctx context.Context, v *vfs.VFS, root vfs.Ino, dir string, cfg Config) 
 	if minor, ok := mountDevice(dir); ok {
 		m.conn = minor
 	}
+	m.stopNotify = func() {}
+	if cfg.Invalidate {
+		m.stopNotify = startNotifier(fs, srv, m.done)
+	}
 	return m, nil
 }
 
@@ -187,6 +195,7 @@ func (m *Mount) Close(grace time.Duration) error {
 				m.log.Error("fuse: connection still open; giving up on it (mount fusectl on /sys/fs/fuse/connections to allow aborts)", "dir", m.dir)
 			}
 		}
+		m.stopNotify()
 		m.cancel()
 	})
 	return m.closeErr

@@ -253,8 +253,8 @@ func TestMountpoint(t *testing.T) {
 }
 
 // TestLocksRenameXattrFallocate: locks are the kernel's (local to this
-// machine), renameat2 flags are EINVAL, xattrs EOPNOTSUPP, fallocate
-// extends or is EOPNOTSUPP, statfs reports the quota.
+// machine), renameat2 flags are EINVAL, fallocate extends or is
+// EOPNOTSUPP, statfs reports the quota.
 func TestLocksRenameXattrFallocate(t *testing.T) {
 	s := testenv.StartStack(t, testenv.StackOptions{Volume: metadata.VolumeSpec{QuotaBytes: 1 << 30, QuotaInodes: 1000}})
 	m := testenv.MountFUSE(t, s, testenv.MountOptions{})
@@ -299,12 +299,7 @@ func TestLocksRenameXattrFallocate(t *testing.T) {
 	if err := unix.Renameat2(unix.AT_FDCWD, p, unix.AT_FDCWD, q, unix.RENAME_EXCHANGE); !errors.Is(err, unix.EINVAL) {
 		t.Errorf("renameat2 RENAME_EXCHANGE: %v, want EINVAL", err)
 	}
-	if _, err := unix.Getxattr(p, "user.x", make([]byte, 16)); !errors.Is(err, unix.EOPNOTSUPP) {
-		t.Errorf("getxattr: %v, want EOPNOTSUPP", err)
-	}
-	if err := unix.Setxattr(p, "user.x", []byte("v"), 0); !errors.Is(err, unix.EOPNOTSUPP) {
-		t.Errorf("setxattr: %v, want EOPNOTSUPP", err)
-	}
+	// (Extended attributes: TestXattr in xattr_test.go.)
 
 	if err := unix.Fallocate(int(f1.Fd()), 0, 0, 1<<20); err != nil {
 		t.Fatalf("fallocate: %v", err)

@@ -28,9 +28,10 @@ func (f *FS) Lookup(_ <-chan struct{}, h *gofuse.InHeader, name string, out *gof
 	return gofuse.OK
 }
 
-// Forget is a no-op: node ids are inode numbers, so the adapter keeps no
-// per-node state for the kernel's lookup counts.
-func (f *FS) Forget(nodeid, nlookup uint64) {}
+// Forget drops the kernel's lookups of a node from the table that filters
+// invalidations (notify.go); node ids are inode numbers, so nothing else
+// depends on the kernel's lookup counts.
+func (f *FS) Forget(nodeid, nlookup uint64) { f.known.forget(nodeid, nlookup) }
 
 // GetAttr returns attributes read from etcd, with this instance's
 // buffered writes applied.
@@ -175,27 +176,4 @@ func (f *FS) StatFs(_ <-chan struct{}, h *gofuse.InHeader, out *gofuse.StatfsOut
 		NameLen: lim.NameMax,
 	}
 	return gofuse.OK
-}
-
-// Extended attributes are not in vfs yet: ENOSYS makes the kernel answer
-// EOPNOTSUPP to every later xattr call without asking again (see doc.go).
-
-// GetXAttr: see above.
-func (f *FS) GetXAttr(_ <-chan struct{}, _ *gofuse.InHeader, _ string, _ []byte) (uint32, gofuse.Status) {
-	return 0, gofuse.ENOSYS
-}
-
-// ListXAttr: no attributes.
-func (f *FS) ListXAttr(_ <-chan struct{}, _ *gofuse.InHeader, _ []byte) (uint32, gofuse.Status) {
-	return 0, gofuse.ENOSYS
-}
-
-// SetXAttr: not supported.
-func (f *FS) SetXAttr(_ <-chan struct{}, _ *gofuse.SetXAttrIn, _ string, _ []byte) gofuse.Status {
-	return gofuse.ENOSYS
-}
-
-// RemoveXAttr: not supported.
-func (f *FS) RemoveXAttr(_ <-chan struct{}, _ *gofuse.InHeader, _ string) gofuse.Status {
-	return gofuse.ENOSYS
 }

@@ -508,6 +508,7 @@ func (s *Store) dropInodeTx(tx *txn, a *Attr) error {
 // those.
 func (s *Store) purgeInodeTx(tx *txn, a *Attr) error {
 	tx.del(s.k.inode(a.Ino))
+	s.purgeXattrsTx(tx, a.Ino)
 	var bytes int64
 	switch a.Type {
 	case TypeDir:

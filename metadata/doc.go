@@ -6,7 +6,8 @@
 // # Contract
 //
 // Every namespace operation (Lookup, GetAttr, SetAttr, Create, Mkdir, Symlink,
-// Readlink, Mknod, Link, Unlink, Rmdir, Rename, ReadDir, StatFS, CommitSlice)
+// Readlink, Mknod, Link, Unlink, Rmdir, Rename, ReadDir, StatFS, CommitSlice,
+// GetXattr, SetXattr, ListXattr, RemoveXattr)
 // is exactly one etcd transaction: it reads what it needs, then commits with
 // compares on every key whose state it depends on, and retries from the start
 // (bounded, with jittered backoff) when a compare fails. A reader therefore
@@ -43,6 +44,8 @@
 //	                         same on every frontend
 //	c/<ino>/<chunkidx>       slice list of one 64 MiB chunk (binary)
 //	o/<ino>/<session>        an open file handle of a session (under its lease)
+//	x/<ino>/<name>           extended attribute (user.* only), raw value;
+//	                         deleted with the inode (xattr.go)
 //	orphan/<ino>             unlinked (nlink 0) but still open; data kept
 //	u/<volid>/t              volume usage total (bytes, inodes)
 //	u/<volid>/d/<unique>     a usage delta written by one operation; folded

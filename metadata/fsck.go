@@ -55,6 +55,7 @@ const (
 	FsckSharedCount     FsckKind = "shared_count"      // shared count above the references found (warning: blocks leak until a sweep)
 	FsckSnapshot        FsckKind = "snapshot"          // snapshot, pending clone, trashed volume or hold record inconsistent
 	FsckOpen            FsckKind = "open"              // open record of an inode that does not exist
+	FsckXattr           FsckKind = "xattr"             // extended attribute of an inode that does not exist, or not user.*
 	FsckTrash           FsckKind = "trash"             // trash record whose tree root does not exist (warning)
 	FsckDirTimes        FsckKind = "dir_times"         // directory times record missing, stray or undecodable
 )
@@ -429,6 +430,7 @@ func (c *checker) run(ctx context.Context) error {
 		{c.k.allDentries(), true, c.dentryRecord},
 		{c.k.allChunks(), true, c.chunkRecord},
 		{c.k.allOpens(), true, c.openRecord},
+		{c.k.allXattrs(), true, c.xattrRecord},
 		{c.k.gcPrefix(), false, c.gcRecord},
 		{c.k.sharedPrefix(), false, c.sharedRecord},
 		{c.k.p + "u/", false, c.usageRecord},
@@ -861,6 +863,28 @@ func (c *checker) openRecord(kv *mvccpb.KeyValue) {
 	c.stats.Opens++
 	if ino := Ino(n); c.inodes[ino] == nil && !c.badInodes[ino] {
 		c.errorf(FsckOpen, []string{key, c.k.inode(ino)}, "open record of inode %d, which does not exist", ino)
+	}
+}
+
+func (c *checker) xattrRecord(kv *mvccpb.KeyValue) {
+	key := string(kv.Key)
+	rest := strings.TrimPrefix(key, c.k.allXattrs())
+	if len(rest) < 18 || rest[16] != '/' {
+		c.errorf(FsckBadKey, []string{key}, "xattr key does not fit x/<ino>/<name>")
+		return
+	}
+	n, err := parseHex16(rest[:16])
+	if err != nil {
+		c.errorf(FsckBadKey, []string{key}, "xattr key does not fit x/<ino>/<name>")
+		return
+	}
+	ino := Ino(n)
+	if c.inodes[ino] == nil && !c.badInodes[ino] {
+		c.errorf(FsckXattr, []string{key, c.k.inode(ino)}, "extended attribute of inode %d, which does not exist", ino)
+		return
+	}
+	if err := checkXattrName(rest[17:]); err != nil || len(kv.Value) > MaxXattrValueLen {
+		c.errorf(FsckXattr, []string{key}, "extended attribute %q of inode %d is not a valid user attribute", rest[17:], ino)
 	}
 }
 

@@ -29,6 +29,9 @@ func (p rawKeys) dentry(dir metadata.Ino, name string) string {
 	h.Write([]byte(name))
 	return fmt.Sprintf("%sd/%016x/%016x/%s", p, uint64(dir), h.Sum64()|1<<63, name)
 }
+func (p rawKeys) xattr(ino metadata.Ino, name string) string {
+	return fmt.Sprintf("%sx/%016x/%s", p, uint64(ino), name)
+}
 func (p rawKeys) usageTotal(vol uint32) string { return fmt.Sprintf("%su/%016x/t", p, vol) }
 func (p rawKeys) usageDeltas(vol uint32) string {
 	return fmt.Sprintf("%su/%016x/d/", p, vol)
@@ -197,6 +200,10 @@ func TestFsck(t *testing.T) {
 		remain []metadata.FsckKind
 	}{
 		{"clean", func(t *testing.T, f *fsckFixture) []wantViolation { return nil }, nil},
+		{"xattr of a missing inode", func(t *testing.T, f *fsckFixture) []wantViolation {
+			f.put(t, f.k.xattr(999999, "user.a"), []byte("v"))
+			return []wantViolation{{metadata.FsckXattr, []string{f.k.xattr(999999, "user.a"), f.k.inode(999999)}}}
+		}, []metadata.FsckKind{metadata.FsckXattr}},
 		{"dangling dentry", func(t *testing.T, f *fsckFixture) []wantViolation {
 			f.del(t, f.k.inode(f.f3))
 			return []wantViolation{

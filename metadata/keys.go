@@ -79,6 +79,13 @@ func (k keys) open(ino Ino, session int64) string {
 }
 func (k keys) allOpens() string { return k.p + "o/" }
 
+// Extended attributes of an inode (xattr.go).
+func (k keys) xattrPrefix(ino Ino) string { return k.p + "x/" + hex16(uint64(ino)) + "/" }
+func (k keys) xattr(ino Ino, name string) string {
+	return k.xattrPrefix(ino) + name
+}
+func (k keys) allXattrs() string { return k.p + "x/" }
+
 func (k keys) orphan(ino Ino) string { return k.p + "orphan/" + hex16(uint64(ino)) }
 func (k keys) allOrphans() string    { return k.p + "orphan/" }
 
@@ -144,9 +151,12 @@ func nameHash(name string) uint64 {
 type KeyKind byte
 
 const (
-	KeyOther KeyKind = iota // anything a cache does not hold
-	KeyInode                // an inode record or a directory's times record
-	KeyChunk                // a chunk's slice list
+	KeyOther  KeyKind = iota // anything a cache does not hold
+	KeyInode                 // an inode record or a directory's times record
+	KeyChunk                 // a chunk's slice list
+	KeyVolume                // a volume record (vol/n/<name> or vol/i/<id>)
+	KeyDentry                // a directory entry (ParseDentryKey gives its name)
+	KeyXattr                 // an extended attribute of an inode
 )
 
 // ParseKey decodes a key of the layout in doc.go, given without the
@@ -160,6 +170,19 @@ func ParseKey(k string) (kind KeyKind, ino Ino, chunk uint32) {
 			return KeyOther, 0, 0
 		}
 		return KeyInode, Ino(n), 0
+	case len(k) > 4 && k[:4] == "vol/":
+		return KeyVolume, 0, 0
+	case len(k) > 19 && k[:2] == "d/" && k[18] == '/':
+		if dir, _, ok := ParseDentryKey(k); ok {
+			return KeyDentry, dir, 0
+		}
+		return KeyOther, 0, 0
+	case len(k) > 19 && k[:2] == "x/" && k[18] == '/':
+		n, err := parseHex16(k[2:18])
+		if err != nil {
+			return KeyOther, 0, 0
+		}
+		return KeyXattr, Ino(n), 0
 	case len(k) == 2+16+1+16 && k[:2] == "c/" && k[18] == '/':
 		n, err1 := parseHex16(k[2:18])
 		c, err2 := parseHex16(k[19:])
@@ -169,4 +192,20 @@ func ParseKey(k string) (kind KeyKind, ino Ino, chunk uint32) {
 		return KeyChunk, Ino(n), uint32(c)
 	}
 	return KeyOther, 0, 0
+}
+
+// ParseDentryKey decodes a dentry key d/<dir>/<hash>/<name> given without
+// the filesystem prefix.
+func ParseDentryKey(k string) (dir Ino, name string, ok bool) {
+	if len(k) < 2+16+1+16+2 || k[:2] != "d/" || k[18] != '/' || k[35] != '/' {
+		return 0, "", false
+	}
+	n, err := parseHex16(k[2:18])
+	if err != nil {
+		return 0, "", false
+	}
+	if _, err := parseHex16(k[19:35]); err != nil {
+		return 0, "", false
+	}
+	return Ino(n), k[36:], true
 }

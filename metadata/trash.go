@@ -144,6 +144,7 @@ func (s *Store) deleteTreeBatch(ctx context.Context, root Ino, vol uint32, hint 
 				tx.requireRangeEmpty(p, prefixEnd(p))
 				tx.del(s.k.inode(root))
 				tx.del(s.k.dirTimes(root))
+				s.purgeXattrsTx(tx, root)
 				tx.delRange(s.k.usagePrefix(vol), prefixEnd(s.k.usagePrefix(vol)))
 				tx.del(s.k.trash(root))
 				done = true
@@ -238,6 +239,7 @@ func (s *Store) deleteEntries(tx *txn, ents []trashEntry) error {
 			tx.requireRangeEmpty(p, prefixEnd(p))
 			tx.del(s.k.inode(e.ino))
 			tx.del(s.k.dirTimes(e.ino))
+			s.purgeXattrsTx(tx, e.ino)
 			continue
 		}
 		a := attrs[e.ino]

@@ -114,6 +114,7 @@ func (s *Store) Rmdir(ctx context.Context, cred Cred, dir Ino, name string) erro
 		tx.del(s.k.dentry(dir, name))
 		tx.del(s.k.inode(ino))
 		tx.del(s.k.dirTimes(ino))
+		s.purgeXattrsTx(tx, ino)
 		if d.Nlink > 2 {
 			d.Nlink--
 		}

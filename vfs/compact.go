@@ -54,6 +54,10 @@ func (v *VFS) compactChunk(ctx context.Context, k chunkKey) error {
 	if err := v.readPieces(ctx, pieces, lo, hi, data, 0); err != nil {
 		return err
 	}
+	opts, err := v.putOptions(ctx, k.ino)
+	if err != nil {
+		return err
+	}
 	id, err := v.md.NewSliceID(ctx)
 	if err != nil {
 		return err
@@ -63,7 +67,7 @@ func (v *VFS) compactChunk(ctx context.Context, k chunkKey) error {
 	for i := 0; i*chunkstore.MaxBlockSize < len(data); i++ {
 		raw := data[i*chunkstore.MaxBlockSize : min(len(data), (i+1)*chunkstore.MaxBlockSize)]
 		bid := chunkstore.BlockID{Slice: id, Index: uint32(i)}
-		g.Go(func() error { return v.cs.Put(gctx, bid, raw) })
+		g.Go(func() error { return v.cs.PutWith(gctx, bid, raw, opts) })
 	}
 	if err := g.Wait(); err != nil {
 		return err

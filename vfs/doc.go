@@ -85,6 +85,16 @@
 // open, write and close of a small file cost two etcd transactions, as do
 // Create plus a FILE_SYNC Write, or an UNSTABLE Write and Commit.
 //
+// # Replicas, notifications, extended attributes
+//
+// A file's blocks are written with its volume's Replicas copies
+// (metadata.Volume.Replicas; 0: the chunk client's R and W), the write
+// quorum then being a majority of that R (replicas.go). Subscribe hands the
+// changes the watch decodes (attributes, data ranges, entries, resets) to a
+// frontend, from the watch goroutine: the callback must not block
+// (subscribe.go). GetXattr, SetXattr, ListXattr and RemoveXattr pass user.*
+// attributes through to metadata, one transaction each (xattr.go).
+//
 // # Limits
 //
 // Limits reports the link limit, the name length and the maximum file

@@ -52,11 +52,13 @@ type VFS struct {
 	attrs  attrCache
 	q      quotas
 	slices sliceCache
+	repl   replicaCache
 	blocks *blockCache
 	disk   *diskCache // nil when off
 	w      watcher
 
 	barrier revBarrier
+	subs    subscribers
 
 	// ranged remembers blocks read by range (see firstRangeRead).
 	ranged struct {

@@ -85,16 +85,25 @@ func (v *VFS) watchLoop(from int64) {
 				v.setWatchRev(from)
 				continue
 			}
+			subs := v.subs.get()
 			for _, ev := range resp.Events {
-				kind, ino, chunk := metadata.ParseKey(string(ev.Kv.Key[len(prefix):]))
+				key := string(ev.Kv.Key[len(prefix):])
+				kind, ino, chunk := metadata.ParseKey(key)
 				switch kind {
 				case metadata.KeyInode:
 					v.attrs.invalidate(ino, ev.Kv.ModRevision)
 				case metadata.KeyChunk:
 					v.slices.invalidate(chunkKey{ino, chunk})
+				case metadata.KeyVolume:
+					v.repl.dropAll()
 				}
 				if ev.Kv.ModRevision > from {
 					from = ev.Kv.ModRevision
+				}
+				if len(subs) > 0 {
+					if c, ok := changeOf(key, ev.Type, ev.Kv.ModRevision); ok {
+						v.subs.publish(subs, c)
+					}
 				}
 			}
 			v.setWatchRev(from)
@@ -125,8 +134,10 @@ func (v *VFS) watchLoop(from int64) {
 			if err == nil {
 				v.attrs.dropAll()
 				v.slices.dropAll()
+				v.repl.dropAll()
 				from = r.Header.Revision
 				v.setWatchRev(from)
+				v.subs.publish(v.subs.get(), Change{Kind: ChangeReset})
 				break
 			}
 			select {

@@ -590,7 +590,7 @@ func (v *VFS) commitExtents(ctx context.Context, ino Ino, layer map[uint32][]*ex
 		}
 		ups = append(ups, runUploads(c, l)...)
 	}
-	if err := v.uploadAll(ctx, ups); err != nil {
+	if err := v.uploadAll(ctx, ino, ups); err != nil {
 		return false, err
 	}
 	// restEnd[i] is the end of the data of ups[i:].
@@ -607,7 +607,7 @@ func (v *VFS) commitExtents(ctx context.Context, ino Ino, layer map[uint32][]*ex
 			// Another writer changed the chunk since the gaps were read:
 			// commit the extents one by one instead of older bytes.
 			parts := runUploads(u.chunk, u.parts)
-			if err := v.uploadAll(ctx, parts); err != nil {
+			if err := v.uploadAll(ctx, ino, parts); err != nil {
 				return false, err
 			}
 			for j, p := range parts {
@@ -731,9 +731,14 @@ func (v *VFS) mergeChunk(ctx context.Context, ino Ino, c uint32, l []*extent) (*
 	return &extent{pos: lo, data: buf}, base, nil
 }
 
-// uploadAll gives each upload a fresh slice id and stores its blocks, at
-// most UploadConcurrency at a time.
-func (v *VFS) uploadAll(ctx context.Context, ups []upload) error {
+// uploadAll gives each upload of ino a fresh slice id and stores its
+// blocks with the replication of ino's volume, at most UploadConcurrency
+// at a time.
+func (v *VFS) uploadAll(ctx context.Context, ino Ino, ups []upload) error {
+	opts, err := v.putOptions(ctx, ino)
+	if err != nil {
+		return err
+	}
 	for i := range ups {
 		id, err := v.md.NewSliceID(ctx)
 		if err != nil {
@@ -746,7 +751,7 @@ func (v *VFS) uploadAll(ctx context.Context, ups []upload) error {
 	for _, u := range ups {
 		for i, raw := range u.blocks {
 			id := chunkstore.BlockID{Slice: u.id, Index: uint32(i)}
-			g.Go(func() error { return v.cs.Put(gctx, id, raw) })
+			g.Go(func() error { return v.cs.PutWith(gctx, id, raw, opts) })
 		}
 	}
 	return g.Wait()
