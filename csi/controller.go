@@ -146,7 +146,7 @@ func (c controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeReque
 			return nil, toStatus(err, "record volume "+id)
 		}
 	}
-	spec := metadata.VolumeSpec{Name: id, QuotaBytes: quota, Mode: 0o777}
+	spec := metadata.VolumeSpec{Name: id, QuotaBytes: quota, Mode: 0o777, Replicas: rec.Replicas}
 	if fromVolume != "" || fromSnapshot != "" {
 		vol, err = c.d.cfg.Backend.CloneVolume(ctx, spec, fromVolume, fromSnapshot)
 		if errors.Is(err, metadata.ErrNotExist) {
