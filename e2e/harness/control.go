@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -18,6 +20,8 @@ import (
 //	/expect?path=REL&size=N&md5=HEX  remember a file the host must find
 //	/restart?step=NAME               restart the server, verify every file
 //	                                 declared so far, then answer
+//	/csi                             wait for the static binaries of the CSI
+//	                                 step; "SKIP why" when it cannot run here
 type control struct {
 	srv     *server
 	verify  verifier
@@ -25,6 +29,7 @@ type control struct {
 	grace   time.Duration
 	readyTO time.Duration
 	logf    func(string, ...any)
+	csi     *csiGate // nil: no CSI step planned
 
 	mu struct {
 		sync.Mutex // also serialises restarts
@@ -43,6 +48,7 @@ func (c *control) listen() error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/expect", c.handleExpect)
 	mux.HandleFunc("/restart", c.handleRestart)
+	mux.HandleFunc("/csi", c.handleCSI)
 	c.ln = ln
 	c.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = c.http.Serve(ln) }()
@@ -110,4 +116,20 @@ func (c *control) handleRestart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintf(w, "OK %s in %.2fs, %d file(s) verified by the host\n", what, time.Since(t0).Seconds(), len(c.mu.exps))
+}
+
+func (c *control) handleCSI(w http.ResponseWriter, r *http.Request) {
+	if c.csi == nil {
+		fmt.Fprintln(w, "SKIP the harness planned no CSI step")
+		return
+	}
+	err := c.csi.wait(r.Context())
+	switch {
+	case err == nil:
+		fmt.Fprintln(w, "OK static rwxfs and csiclient are in the share")
+	case errors.Is(err, errCSINotChecked):
+		fmt.Fprintf(w, "SKIP %s\n", strings.TrimPrefix(err.Error(), errCSINotChecked.Error()+": "))
+	default:
+		fmt.Fprintf(w, "FAIL %s\n", strings.ReplaceAll(err.Error(), "\n", " | "))
+	}
 }

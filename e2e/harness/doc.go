@@ -11,6 +11,12 @@
 // restart. After the VM has powered off, the harness serves the data folder
 // once more and verifies every declared file again.
 //
+// Near the end the guest runs the CSI node plugin ("rwxfs csi --mode node",
+// a static build of this repository made while the guest boots, with the
+// CSI client of e2e/csiclient) and publishes the volume through the kernel
+// NFS client: read-write, again, read-only, across a plugin restart, and
+// unpublished.
+//
 // Every check prints one PASS or FAIL line with what was expected and what
 // was seen; the exit status is 0 when all passed, 1 when any failed and 2
 // when the harness could not run (a missing package, a usage error). On

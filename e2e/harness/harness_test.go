@@ -4,8 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -185,5 +191,67 @@ func TestRPCNull(t *testing.T) {
 	ln.Close()
 	if err := rpcNull(context.Background(), addr, progNFS); err == nil {
 		t.Error("nothing listening: no error")
+	}
+}
+
+func TestCSIStepConf(t *testing.T) {
+	on := csiStep{planned: true, nfs: "10.0.2.2:2049", etcd: "10.0.2.2:2379"}
+	if got, want := on.conf(), "CSI=1\nCSI_NFS='10.0.2.2:2049'\nCSI_ETCD='10.0.2.2:2379'\n"; got != want {
+		t.Errorf("planned: %q, want %q", got, want)
+	}
+	// A reason never breaks out of its quotes or its line.
+	off := csiStep{why: "it's\nnot here"}
+	if got, want := off.conf(), "CSI=0\nCSI_WHY='its not here'\n"; got != want {
+		t.Errorf("not planned: %q, want %q", got, want)
+	}
+}
+
+func TestCSIControl(t *testing.T) {
+	get := func(c *control) string {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		c.handleCSI(rec, httptest.NewRequest("GET", "/csi", nil))
+		return rec.Body.String()
+	}
+	if got := get(&control{}); !strings.HasPrefix(got, "SKIP ") {
+		t.Errorf("no step planned: %q", got)
+	}
+	release := make(chan struct{})
+	g := newCSIGate(func() error { <-release; return nil })
+	answered := make(chan string, 1)
+	go func() { answered <- get(&control{csi: g}) }()
+	select {
+	case got := <-answered:
+		t.Fatalf("answered %q before the build finished", got)
+	default:
+	}
+	close(release)
+	if got := <-answered; !strings.HasPrefix(got, "OK ") {
+		t.Errorf("built: %q", got)
+	}
+	g = newCSIGate(func() error { return fmt.Errorf("%w: no Go toolchain", errCSINotChecked) })
+	if got := get(&control{csi: g}); got != "SKIP no Go toolchain\n" {
+		t.Errorf("cannot build here: %q", got)
+	}
+	g = newCSIGate(func() error { return errors.New("go build ./cmd/rwxfs: exit status 1:\nx.go:1: syntax error") })
+	if got := get(&control{csi: g}); got != "FAIL go build ./cmd/rwxfs: exit status 1: | x.go:1: syntax error\n" {
+		t.Errorf("failed build: %q", got)
+	}
+}
+
+func TestModuleRoot(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command")
+	}
+	// go test runs in the package folder, inside the module.
+	dir, err := moduleRoot(context.Background(), gobin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range guestBinaries {
+		if _, err := os.Stat(filepath.Join(dir, b.pkg)); err != nil {
+			t.Errorf("package of %s: %v", b.name, err)
+		}
 	}
 }

@@ -30,6 +30,8 @@ type options struct {
 	grace     time.Duration
 	keep      bool
 	verbose   bool
+	csi       bool
+	goCmd     string
 }
 
 type multiFlag []string
@@ -61,6 +63,8 @@ func run(args []string, out io.Writer) int {
 	fs.DurationVar(&o.grace, "stop-grace", 60*time.Second, "how long the server may take to exit after SIGTERM")
 	fs.BoolVar(&o.keep, "keep", false, "keep the run folder (data, logs) even when everything passed")
 	fs.BoolVar(&o.verbose, "v", false, "print the whole guest console as it comes")
+	fs.BoolVar(&o.csi, "csi", true, "run the CSI node plugin in the guest and publish the volume over the kernel NFS client (needs the Go toolchain; rwxfs only)")
+	fs.StringVar(&o.goCmd, "go", "go", "the go command that builds the static guest binaries of the CSI step")
 	if err := fs.Parse(args); err != nil {
 		return exitSetup
 	}
@@ -179,6 +183,20 @@ func (h *harness) run(ctx context.Context) (code int) {
 		return h.setupFail(fmt.Errorf("guest image: %w", err))
 	}
 	share := filepath.Join(work, "share")
+	// The CSI step's static binaries build while the guest boots and runs
+	// the earlier steps; it asks for them when it gets there.
+	var gate *csiGate
+	if o.server == "rwxfs" && o.csi {
+		bctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		gate = newCSIGate(func() error {
+			err := buildGuestBinaries(bctx, o.goCmd, filepath.Join(o.cacheDir, "guest-bin"), share, h.logf)
+			if err != nil {
+				h.logf("CSI step: %v", err)
+			}
+			return err
+		})
+	}
 	bigSize := int64(o.bigMiB) << 20
 	bigMD5, err := writeBigFile(filepath.Join(share, "big.bin"), bigSize)
 	if err != nil {
@@ -194,7 +212,11 @@ func (h *harness) run(ctx context.Context) (code int) {
 	var spec serverSpec
 	switch o.server {
 	case "rwxfs":
-		spec = rwxfsSpec(o.rwxfs, data, nfsPort, portmapAddr(h), o.serveArgs)
+		etcdPort, err := freePort()
+		if err != nil {
+			return h.setupFail(err)
+		}
+		spec = rwxfsSpec(o.rwxfs, data, nfsPort, etcdPort, portmapAddr(h), o.serveArgs)
 	case "ganesha":
 		mountPort, err := freePort()
 		if err != nil {
@@ -216,15 +238,17 @@ func (h *harness) run(ctx context.Context) (code int) {
 		return exitFail
 	}
 
-	ctl := &control{srv: srv, verify: spec.verifier, res: res, grace: o.grace, readyTO: readyTimeout, logf: h.logf}
+	ctl := &control{srv: srv, verify: spec.verifier, res: res, grace: o.grace, readyTO: readyTimeout, logf: h.logf, csi: gate}
 	if err := ctl.listen(); err != nil {
 		return h.setupFail(err)
 	}
 	defer ctl.close()
 
+	csi := h.planCSI(spec, gate)
+
 	nfsOpts := fmt.Sprintf("vers=3,proto=tcp,mountproto=tcp,nolock,port=%d,mountport=%d,addr=10.0.2.2", spec.nfsPort, spec.mountPort)
-	conf := fmt.Sprintf("NFS_SRC='10.0.2.2:%s'\nNFS_OPTS='%s'\nCTRL='10.0.2.2:%d'\nBIG_SIZE=%d\nBIG_MD5=%s\nNFILES=%d\nSCRIPT_TIMEOUT=%d\nPORTMAP=%d\n",
-		spec.export, nfsOpts, ctl.port(), bigSize, bigMD5, o.files, max(30, int(o.timeout.Seconds())-30), spec.portmap)
+	conf := fmt.Sprintf("NFS_SRC='10.0.2.2:%s'\nNFS_OPTS='%s'\nCTRL='10.0.2.2:%d'\nBIG_SIZE=%d\nBIG_MD5=%s\nNFILES=%d\nSCRIPT_TIMEOUT=%d\nPORTMAP=%d\n%s",
+		spec.export, nfsOpts, ctl.port(), bigSize, bigMD5, o.files, max(30, int(o.timeout.Seconds())-30), spec.portmap, csi.conf())
 	initrd := filepath.Join(work, "initrd")
 	if err := writeInitrd(initrd, img.base, map[string][]byte{"etc/e2e.conf": []byte(conf), "guest/e2e.sh": guestScript}); err != nil {
 		return h.setupFail(err)
@@ -279,6 +303,21 @@ func (h *harness) run(ctx context.Context) (code int) {
 	}
 	srv = nil
 	return exitPass
+}
+
+// planCSI says whether the guest's CSI step is planned (the outcome of the
+// build reaches the guest through the gate) or why not.
+func (h *harness) planCSI(spec serverSpec, gate *csiGate) csiStep {
+	switch {
+	case !h.o.csi:
+		return csiStep{why: "disabled with -csi=false"}
+	case spec.etcdPort == 0 || gate == nil:
+		return csiStep{why: "the node plugin needs rwxfs's metadata (etcd); the server under test is " + spec.name}
+	}
+	return csiStep{planned: true,
+		nfs:  fmt.Sprintf("10.0.2.2:%d", spec.nfsPort),
+		etcd: fmt.Sprintf("10.0.2.2:%d", spec.etcdPort),
+	}
 }
 
 // writeBigFile writes the dd source: three quarters pseudo-random

@@ -31,22 +31,27 @@ type serverSpec struct {
 	verifier verifier
 	// portmap is 1 when the server answers portmap on port 111.
 	portmap int
+	// etcdPort is the metadata store's port on 127.0.0.1 (the guest's
+	// 10.0.2.2), the same for every start; 0 when there is none.
+	etcdPort int
 }
 
 // rwxfsSpec runs "rwxfs serve" on data, TCP port, and with
 // its other listeners (embedded etcd, chunk node, metrics) on free or no
-// ports so that several runs can share a machine.
+// ports so that several runs can share a machine. The embedded etcd keeps
+// etcdPort across restarts: the guest's CSI node plugin connects to it.
 // portmap is the portmap address ("" for none).
-func rwxfsSpec(bin, data string, port int, portmap string, extra []string) serverSpec {
+func rwxfsSpec(bin, data string, port, etcdPort int, portmap string, extra []string) serverSpec {
 	argv := []string{bin, "serve", "--data", data,
 		"--addr", "127.0.0.1:" + strconv.Itoa(port), "--portmap-addr", portmap,
-		"--embedded-etcd-addr", "127.0.0.1:0", "--metrics-addr", ""}
+		"--embedded-etcd-addr", "127.0.0.1:" + strconv.Itoa(etcdPort), "--metrics-addr", ""}
 	return serverSpec{
 		name: "rwxfs serve", argv: append(argv, extra...),
 		nfsPort: port, mountPort: port, export: "/default",
 		exitOK:   func(code int) bool { return code == 0 },
 		verifier: &nfsVerifier{addr: "127.0.0.1", port: port, export: "/default"},
 		portmap:  map[bool]int{true: 1}[portmap != ""],
+		etcdPort: etcdPort,
 	}
 }
 

@@ -11,12 +11,13 @@ pass() { P=$((P + 1)); echo "PASS $*"; }
 fail() { F=$((F + 1)); echo "FAIL $*"; }
 # eq WHAT EXPECTED GOT
 eq() { if [ "$2" = "$3" ]; then pass "$1: $3"; else fail "$1: expected '$2', got '$3'"; fi; }
-# ok WHAT CMD...: the command must succeed
+# ok WHAT CMD...: the command must succeed (returns its status)
 ok() {
 	_w=$1; shift
 	"$@" >/tmp/out 2>&1; _rc=$?
 	if [ $_rc = 0 ]; then pass "$_w"; else
 		fail "$_w: expected '$*' to succeed, got status $_rc: $(head -c 300 /tmp/out | tr '\n' ' ')"; fi
+	return $_rc
 }
 # fails_with WHAT TEXT CMD...: the command must fail with TEXT in its message
 fails_with() {
@@ -235,6 +236,128 @@ eq "md5 of unstable.bin after the remount" "$sum_u" "$(md5 unstable.bin)"
 eq "committed.txt after the remount" "COMMITTED-1" "$(cat committed.txt)"
 host_expect e2e/unstable.bin "$sum_u"
 for f in dirty.txt after3.txt; do host_expect e2e/$f; done
+
+step "CSI node plugin: NodePublishVolume over the kernel NFS client"
+# mounts_at DIR: how many mounts /proc/mounts lists at DIR.
+mounts_at() { awk -v d="$1" '$2 == d { n++ } END { print n + 0 }' /proc/mounts; }
+# csi_call WHAT ARGS...: one csiclient call that must succeed; passes with
+# its answer.
+csi_call() {
+	_w=$1 _t=$(up); shift
+	/tmp/csiclient "$@" >/tmp/out 2>&1; _rc=$?
+	if [ $_rc = 0 ]; then pass "$_w: $(head -1 /tmp/out) ($(since $_t)s)"; else
+		fail "$_w: expected 'csiclient $*' to succeed, got status $_rc: $(head -c 400 /tmp/out | tr '\n' ' ')"; fi
+	return $_rc
+}
+# csi_stop: SIGTERM to the node plugin; it must exit 0 within 20 s.
+csi_stop() {
+	kill -TERM "$csi_pid" 2>/dev/null
+	i=0; while kill -0 "$csi_pid" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+	if kill -0 "$csi_pid" 2>/dev/null; then
+		kill -KILL "$csi_pid"; wait "$csi_pid" 2>/dev/null
+		fail "node plugin stops on SIGTERM: expected an exit within 20s, got killed"
+	else
+		wait "$csi_pid"; eq "node plugin exit status after SIGTERM" 0 "$?"
+	fi
+}
+# csi_start WHAT: start the node plugin (the DaemonSet's: NFS mounts from
+# the frontend, no FUSE client, its metadata from the etcd of "rwxfs
+# serve" on the host) and wait until it answers Probe.
+csi_start() {
+	/tmp/rwxfs csi --mode node --endpoint unix:///tmp/csi.sock --node-id e2e --no-fuse \
+		--nfs-server "$CSI_NFS" --embedded-etcd-addr "$CSI_ETCD" --log-level debug >>/tmp/csi.log 2>&1 &
+	csi_pid=$!
+	csi_call "$1" -timeout 30s wait
+}
+# csi_checks: the node plugin's checks; returns early when one leaves
+# nothing to check after it.
+csi_checks() {
+	T=/tmp/csi-target R=/tmp/csi-ro
+	# Run from tmpfs: a large read of the share is quick, while an exec
+	# straight from 9p pages the binary in piecemeal (about 1.5s a run).
+	ok "copy the static rwxfs and csiclient from the share" \
+		sh -c 'for b in rwxfs csiclient; do dd if=/host/$b of=/tmp/$b bs=1M 2>&1 && chmod 755 /tmp/$b || exit 1; done' || return
+	csi_start "node plugin (rwxfs csi --mode node) answers Probe" || return
+	echo "e2e: node plugin ready after $(since $t0)s"
+	eq "NodeGetInfo node id" "node_id=e2e" "$(/tmp/csiclient info 2>&1 | cut -d' ' -f1)"
+
+	csi_call "NodePublishVolume default at $T (mountMode nfs, read-write)" publish -volume default -target $T || return
+	eq "the target is an NFS mount of the volume" "nfs 10.0.2.2:/default" "$(awk -v d=$T '$2 == d { print $3, $1 }' /proc/mounts)"
+	opts=$(awk -v d=$T '$2 == d { print $4 }' /proc/mounts)
+	port=${CSI_NFS##*:}
+	eq "NFS mount options of the target (vers, proto, port, mountport, rw)" "vers=3 proto=tcp port=$port mountport=$port rw " \
+		"$(for o in vers=3 proto=tcp port=$port mountport=$port rw; do echo ",$opts," | grep -q ",$o," && printf '%s ' $o; done)"
+	dropcaches
+	eq "committed.txt (written through /mnt) read through the CSI target" "COMMITTED-1" "$(cat $T/e2e/committed.txt 2>&1)"
+	eq "md5 of committed.bin through the CSI target" "$sum_c" "$(md5 $T/e2e/committed.bin)"
+	ok "write a file through the CSI target" sh -c "echo CSI-WRITTEN > $T/e2e/csi.txt"
+	ok "write 1 MiB through the CSI target (conv=fsync)" dd if=/host/big.bin of=$T/e2e/csi.bin bs=1M count=1 skip=40 conv=fsync
+	ok "sync" sync
+	dropcaches
+	eq "csi.txt read through /mnt" "CSI-WRITTEN" "$(cat /mnt/e2e/csi.txt 2>&1)"
+	eq "md5 of csi.bin through /mnt" "$(dd if=/host/big.bin bs=1M count=1 skip=40 2>/dev/null | md5sum | cut -d' ' -f1)" "$(md5 /mnt/e2e/csi.bin)"
+	host_expect e2e/csi.txt
+	host_expect e2e/csi.bin
+
+	csi_call "NodeGetVolumeStats of $T" stats -volume default -path $T
+	s=$(head -1 /tmp/out)
+	bused=$(echo "$s" | sed -n 's/.*bytes_used=\([0-9]*\).*/\1/p')
+	iused=$(echo "$s" | sed -n 's/.*inodes_used=\([0-9]*\).*/\1/p')
+	eq "stats: bytes used cover the ${BIG_SIZE}-byte file" yes "$([ "${bused:-0}" -ge "$BIG_SIZE" ] && echo yes || echo "no ($s)")"
+	eq "stats: inodes used cover the $NFILES files" yes "$([ "${iused:-0}" -ge "$NFILES" ] && echo yes || echo "no ($s)")"
+
+	csi_call "NodePublishVolume again at $T (idempotent)" publish -volume default -target $T
+	eq "mounts at $T after the second publish" 1 "$(mounts_at $T)"
+
+	csi_call "NodePublishVolume read-only at $R" publish -volume default -target $R -ro
+	eq "the read-only target is an NFS mount" "nfs 10.0.2.2:/default" "$(awk -v d=$R '$2 == d { print $3, $1 }' /proc/mounts)"
+	eq "the read-only target is mounted ro" ro "$(awk -v d=$R '$2 == d { print $4 }' /proc/mounts | cut -d, -f1)"
+	eq "committed.txt read through the read-only target" "COMMITTED-1" "$(cat $R/e2e/committed.txt 2>&1)"
+	fails_with "create through the read-only target (EROFS)" "read-only" sh -c "echo x > $R/e2e/ro.txt"
+	fails_with "write into a file through the read-only target (EROFS)" "read-only" sh -c "echo x >> $R/e2e/csi.txt"
+	eq "the read-write target still writes" "CSI-2" "$(echo CSI-2 > $T/e2e/csi2.txt && cat $T/e2e/csi2.txt 2>&1)"
+
+	# NFS mounts outlive the plugin; a restarted plugin adopts them from
+	# the mount table (docs/csi.md).
+	csi_stop
+	eq "NFS mounts left by the stopped plugin (rw, ro)" "1 1" "$(mounts_at $T) $(mounts_at $R)"
+	eq "read through $T while no plugin runs" "CSI-2" "$(cat $T/e2e/csi2.txt 2>&1)"
+	csi_start "node plugin restarted answers Probe" || return
+	csi_call "NodePublishVolume at $T after the plugin restart (the mount is adopted)" publish -volume default -target $T
+	eq "mounts at $T after publishing to the restarted plugin" 1 "$(mounts_at $T)"
+	csi_call "NodeGetVolumeStats of $T from the restarted plugin" stats -volume default -path $T
+
+	csi_call "NodeUnpublishVolume $T" unpublish -volume default -target $T
+	eq "mounts at $T after unpublish" 0 "$(mounts_at $T)"
+	eq "$T removed by unpublish" no "$(exists $T)"
+	csi_call "NodeUnpublishVolume $R (published by the previous plugin)" unpublish -volume default -target $R
+	eq "mounts at $R after unpublish" 0 "$(mounts_at $R)"
+	eq "$R removed by unpublish" no "$(exists $R)"
+	csi_call "NodeUnpublishVolume $T again (already unpublished)" unpublish -volume default -target $T
+	eq "/mnt still serves after the unpublishes" "CSI-2" "$(cat /mnt/e2e/csi2.txt 2>&1)"
+	host_expect e2e/csi2.txt
+	csi_stop
+}
+csi_log() { echo "e2e: --- node plugin log (last 40 lines)"; tail -40 /tmp/csi.log; }
+# The host builds the static binaries while the earlier steps run.
+[ "$CSI" = 1 ] && { r=$(ctrl csi); case $r in
+	OK*) ;;
+	SKIP*) CSI=0 CSI_WHY=${r#SKIP } ;;
+	*) fail "static binaries of the CSI step: expected 'OK ...' from the host, got '$r'"; CSI=0 CSI_WHY="no binaries" ;;
+	esac; }
+if [ "$CSI" = 1 ]; then
+	t0=$(up) F0=$F csi_pid=
+	csi_checks
+	if [ $F != $F0 ]; then
+		csi_log
+		# Leave nothing behind for the steps after this one.
+		[ -n "$csi_pid" ] && kill -KILL "$csi_pid" 2>/dev/null
+		for d in /tmp/csi-target /tmp/csi-ro; do grep -q " $d " /proc/mounts && umount -l $d; done
+	fi
+	echo "e2e: CSI steps took $(since $t0)s"
+else
+	echo "e2e: CSI node plugin not checked: $CSI_WHY"
+fi
 
 step "plain mount through portmap"
 if [ "$PORTMAP" = 1 ]; then
