@@ -16,10 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/rwxfs/rwxfs/chunkstore"
-	"github.com/rwxfs/rwxfs/metadata"
 	"github.com/rwxfs/rwxfs/server"
-	"github.com/rwxfs/rwxfs/vfs"
 	"github.com/urfave/cli/v2"
 )
 
@@ -59,10 +56,8 @@ func newLogger(c *cli.Context) (*slog.Logger, error) {
 
 // frontend is a running NFS frontend with the parts it owns.
 type frontend struct {
-	log     *slog.Logger
-	store   *metadata.Store
-	chunks  *chunkstore.Client
-	vfs     *vfs.VFS
+	log *slog.Logger
+	*vfsParts
 	nfs     *server.Frontend
 	http    *http.Server
 	ready   atomic.Bool
@@ -81,49 +76,10 @@ func startFrontend(ctx context.Context, c *cli.Context, log *slog.Logger, mc *me
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	mcfg := metadata.DefaultConfig()
-	mcfg.Logger, mcfg.Registerer = log, reg
-	if f.store, err = metadata.Open(ctx, mc.Client, mc.Prefix, mcfg); err != nil {
+	if f.vfsParts, err = openVFS(ctx, c, log, mc, false, reg); err != nil {
 		return nil, err
 	}
-	f.closers = append(f.closers, func() { f.store.Close() })
-
-	ccfg := chunkstore.DefaultClientConfig()
-	ccfg.Etcd, ccfg.Prefix, ccfg.Logger, ccfg.Registerer = mc.Client, mc.Prefix, log, reg
-	ccfg.Replicas = c.Int("replicas")
-	ccfg.WriteQuorum = c.Int("write-quorum")
-	if ccfg.WriteQuorum == 0 {
-		ccfg.WriteQuorum = ccfg.Replicas/2 + 1
-	}
-	if f.chunks, err = chunkstore.NewClient(ctx, ccfg); err != nil {
-		return nil, err
-	}
-	f.closers = append(f.closers, func() { f.chunks.Close() })
-
-	vcfg := vfs.DefaultConfig()
-	vcfg.Logger, vcfg.Registerer = log, reg
-	for _, s := range []struct {
-		flag string
-		dst  *int64
-	}{{"cache-size", &vcfg.BlockCacheBytes}, {"disk-cache-size", &vcfg.DiskCacheBytes}, {"max-dirty", &vcfg.MaxDirty}} {
-		n, err := parseSize(c.String(s.flag))
-		if err != nil {
-			return nil, fmt.Errorf("--%s: %w", s.flag, err)
-		}
-		*s.dst = int64(min(n, 1<<62))
-	}
-	vcfg.DiskCacheDir = c.String("disk-cache-dir")
-	if vcfg.DiskCacheBytes > 0 && vcfg.DiskCacheDir == "" {
-		return nil, errors.New("--disk-cache-size needs --disk-cache-dir")
-	}
-	if f.vfs, err = vfs.New(ctx, f.store, f.chunks, vcfg); err != nil {
-		return nil, err
-	}
-	f.closers = append(f.closers, func() {
-		if err := f.vfs.Close(); err != nil {
-			log.Error("flushing buffered writes at shutdown", "err", err)
-		}
-	})
+	f.closers = append(f.closers, func() { f.vfsParts.close(log) })
 
 	if addr := c.String("metrics-addr"); addr != "" {
 		ln, err := net.Listen("tcp", addr)

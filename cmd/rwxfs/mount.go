@@ -15,11 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rwxfs/rwxfs/chunkstore"
 	"github.com/rwxfs/rwxfs/fuse"
 	"github.com/rwxfs/rwxfs/metadata"
-	"github.com/rwxfs/rwxfs/vfs"
 	"github.com/urfave/cli/v2"
 )
 
@@ -150,7 +147,7 @@ func serveMount(c *cli.Context, dir string, cfg fuse.Config) error {
 		return err
 	}
 	defer mc.Close()
-	parts, err := openVFS(ctx, c, log, mc, single)
+	parts, err := openVFS(ctx, c, log, mc, single, nil)
 	if err != nil {
 		return err
 	}
@@ -238,84 +235,6 @@ func connectMount(ctx context.Context, c *cli.Context) (mc *metaConn, single boo
 		return nil, false, fmt.Errorf("no etcd answers at %s (%v): start the single-node default first (rwxfs serve --data %s), or pass --etcd", addr, err, c.String("data"))
 	}
 	return &metaConn{Client: cli, Prefix: prefix}, true, nil
-}
-
-// vfsParts are a frontend's metadata store, chunk client and vfs.
-//
-// TODO(lead): startFrontend (frontend.go) builds the same three parts
-// inline; both could call openVFS.
-type vfsParts struct {
-	store  *metadata.Store
-	chunks *chunkstore.Client
-	vfs    *vfs.VFS
-}
-
-// openVFS opens the metadata store, the chunk store client and a vfs over
-// mc, from the flags replicas, write-quorum, cache-size, disk-cache-dir,
-// disk-cache-size and max-dirty.
-func openVFS(ctx context.Context, c *cli.Context, log *slog.Logger, mc *metaConn, single bool) (_ *vfsParts, err error) {
-	p := &vfsParts{}
-	defer func() {
-		if err != nil {
-			p.close(log)
-		}
-	}()
-	reg := prometheus.NewRegistry()
-	mcfg := metadata.DefaultConfig()
-	mcfg.Logger, mcfg.Registerer = log, reg
-	if p.store, err = metadata.Open(ctx, mc.Client, mc.Prefix, mcfg); err != nil {
-		return nil, err
-	}
-	ccfg := chunkstore.DefaultClientConfig()
-	ccfg.Etcd, ccfg.Prefix, ccfg.Logger, ccfg.Registerer = mc.Client, mc.Prefix, log, reg
-	switch r := c.Int("replicas"); {
-	case r > 0:
-		ccfg.Replicas = r
-	case single:
-		ccfg.Replicas = 1
-	}
-	ccfg.WriteQuorum = c.Int("write-quorum")
-	if ccfg.WriteQuorum == 0 {
-		ccfg.WriteQuorum = ccfg.Replicas/2 + 1
-	}
-	if p.chunks, err = chunkstore.NewClient(ctx, ccfg); err != nil {
-		return nil, err
-	}
-	vcfg := vfs.DefaultConfig()
-	vcfg.Logger, vcfg.Registerer = log, reg
-	for _, s := range []struct {
-		flag string
-		dst  *int64
-	}{{"cache-size", &vcfg.BlockCacheBytes}, {"disk-cache-size", &vcfg.DiskCacheBytes}, {"max-dirty", &vcfg.MaxDirty}} {
-		n, err := parseSize(c.String(s.flag))
-		if err != nil {
-			return nil, fmt.Errorf("--%s: %w", s.flag, err)
-		}
-		*s.dst = int64(min(n, 1<<62))
-	}
-	vcfg.DiskCacheDir = c.String("disk-cache-dir")
-	if vcfg.DiskCacheBytes > 0 && vcfg.DiskCacheDir == "" {
-		return nil, errors.New("--disk-cache-size needs --disk-cache-dir")
-	}
-	if p.vfs, err = vfs.New(ctx, p.store, p.chunks, vcfg); err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-// close flushes and closes the parts that were opened, in reverse order.
-func (p *vfsParts) close(log *slog.Logger) {
-	if p.vfs != nil {
-		if err := p.vfs.Close(); err != nil {
-			log.Error("flushing buffered writes at shutdown", "err", err)
-		}
-	}
-	if p.chunks != nil {
-		p.chunks.Close()
-	}
-	if p.store != nil {
-		p.store.Close()
-	}
 }
 
 // startDaemon re-executes this command in a new session with the same

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rwxfs/rwxfs/chunkstore"
+	"github.com/rwxfs/rwxfs/metadata"
+	"github.com/rwxfs/rwxfs/vfs"
+	"github.com/urfave/cli/v2"
+)
+
+// vfsParts are a frontend's metadata store, chunk client and vfs (the NFS
+// frontend, the FUSE mount and the CSI node plugin open them alike).
+type vfsParts struct {
+	store  *metadata.Store
+	chunks *chunkstore.Client
+	vfs    *vfs.VFS
+}
+
+// openVFS opens the metadata store, the chunk store client and a vfs over
+// mc, from the flags replicas, write-quorum, cache-size, disk-cache-dir,
+// disk-cache-size and max-dirty; reg receives their metrics (nil: a
+// registry of their own, not served).
+func openVFS(ctx context.Context, c *cli.Context, log *slog.Logger, mc *metaConn, single bool, reg prometheus.Registerer) (_ *vfsParts, err error) {
+	p := &vfsParts{}
+	defer func() {
+		if err != nil {
+			p.close(log)
+		}
+	}()
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	mcfg := metadata.DefaultConfig()
+	mcfg.Logger, mcfg.Registerer = log, reg
+	if p.store, err = metadata.Open(ctx, mc.Client, mc.Prefix, mcfg); err != nil {
+		return nil, err
+	}
+	ccfg := chunkstore.DefaultClientConfig()
+	ccfg.Etcd, ccfg.Prefix, ccfg.Logger, ccfg.Registerer = mc.Client, mc.Prefix, log, reg
+	switch r := c.Int("replicas"); {
+	case r > 0:
+		ccfg.Replicas = r
+	case single:
+		ccfg.Replicas = 1
+	}
+	ccfg.WriteQuorum = c.Int("write-quorum")
+	if ccfg.WriteQuorum == 0 {
+		ccfg.WriteQuorum = ccfg.Replicas/2 + 1
+	}
+	if p.chunks, err = chunkstore.NewClient(ctx, ccfg); err != nil {
+		return nil, err
+	}
+	vcfg := vfs.DefaultConfig()
+	vcfg.Logger, vcfg.Registerer = log, reg
+	for _, s := range []struct {
+		flag string
+		dst  *int64
+	}{{"cache-size", &vcfg.BlockCacheBytes}, {"disk-cache-size", &vcfg.DiskCacheBytes}, {"max-dirty", &vcfg.MaxDirty}} {
+		n, err := parseSize(c.String(s.flag))
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %w", s.flag, err)
+		}
+		*s.dst = int64(min(n, 1<<62))
+	}
+	vcfg.DiskCacheDir = c.String("disk-cache-dir")
+	if vcfg.DiskCacheBytes > 0 && vcfg.DiskCacheDir == "" {
+		return nil, errors.New("--disk-cache-size needs --disk-cache-dir")
+	}
+	if p.vfs, err = vfs.New(ctx, p.store, p.chunks, vcfg); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// close flushes and closes the parts that were opened, in reverse order.
+func (p *vfsParts) close(log *slog.Logger) {
+	if p.vfs != nil {
+		if err := p.vfs.Close(); err != nil {
+			log.Error("flushing buffered writes at shutdown", "err", err)
+		}
+	}
+	if p.chunks != nil {
+		p.chunks.Close()
+	}
+	if p.store != nil {
+		p.store.Close()
+	}
+}
