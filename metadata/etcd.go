@@ -15,7 +15,10 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/pkg/v3/traceutil"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
+	"go.etcd.io/etcd/server/v3/storage/mvcc"
 	"go.uber.org/zap"
 )
 
@@ -196,6 +199,26 @@ func StartEmbedded(ctx context.Context, c EmbeddedConfig) (*Embedded, error) {
 
 // Endpoint is the host:port clients connect to.
 func (e *Embedded) Endpoint() string { return e.endpoint }
+
+// Revision is the revision of the server's applied state. A write is
+// acknowledged only after it is applied, and this server is the only
+// member, so the revision is at least that of every acknowledged write: it
+// answers what a linearizable read would (Config.LocalRevision) at the cost
+// of a lock, not a round trip through raft.
+func (e *Embedded) Revision() int64 {
+	tx := e.etcd.Server.KV().Read(mvcc.SharedBufReadTxMode, traceutil.TODO())
+	defer tx.End()
+	return tx.Rev()
+}
+
+// Client returns a client that calls the embedded server in-process: the
+// same API as a network client, without gRPC framing and loopback
+// sockets between them. A linearizable read costs about 19 µs this way
+// against 139 µs through a socket on the machine of docs/benchmarks.md,
+// and the open path reads one revision per batch of calls (vfs's barrier).
+// Other processes still reach the server at Endpoint. The caller closes
+// the client before the server.
+func (e *Embedded) Client() *clientv3.Client { return v3client.New(e.etcd.Server) }
 
 // Close stops the server after it has finished in-flight requests.
 func (e *Embedded) Close() { e.etcd.Close() }

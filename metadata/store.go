@@ -36,6 +36,11 @@ type Config struct {
 	Logger   *slog.Logger
 	// Registerer receives the store's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+	// LocalRevision, when set, returns a revision at least as new as every
+	// write etcd has acknowledged, without a request: only a Store in the
+	// process of the single-member embedded etcd has one
+	// (Embedded.Revision). Nil: Revision asks etcd (a linearizable read).
+	LocalRevision func() int64
 }
 
 // DefaultConfig returns the settings frontends use.
@@ -229,6 +234,28 @@ func (s *Store) Client() *clientv3.Client { return s.cli }
 
 // Prefix returns the key prefix of the filesystem.
 func (s *Store) Prefix() string { return s.k.p }
+
+// LocalRevision returns a revision at least as new as every write etcd
+// acknowledged before the call, when the Store has a local source of it
+// (Config.LocalRevision); ok is false otherwise and the caller reads one
+// with ReadRevision.
+func (s *Store) LocalRevision() (rev int64, ok bool) {
+	if s.cfg.LocalRevision == nil {
+		return 0, false
+	}
+	return s.cfg.LocalRevision(), true
+}
+
+// ReadRevision reads etcd's current revision with a linearizable read of
+// one key (count only: no value travels): it is at least as new as every
+// write acknowledged before the call.
+func (s *Store) ReadRevision(ctx context.Context) (int64, error) {
+	resp, err := s.cli.Get(ctx, s.k.p+"fs", clientv3.WithCountOnly())
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return resp.Header.Revision, nil
+}
 
 // unique returns a key component no other instance or call produces.
 func (s *Store) unique() string {

@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	"github.com/rwxfs/rwxfs/metadata"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // The revision barrier of the open path (GetAttr, Access, Open; Lookup of a
@@ -16,7 +13,9 @@ import (
 // from etcd on every call, the call
 //
 //  1. takes a revision R from a linearizable read of one key (count only:
-//     no value travels) that started after the call arrived. Concurrent
+//     no value travels) that started after the call arrived (or, in the
+//     process of the single-member embedded etcd, from its applied state:
+//     metadata.Store.LocalRevision, no request at all). Concurrent
 //     callers share one read: a caller that arrives while a read is in
 //     flight waits for the next one, which starts when the current one ends
 //     and serves every caller that arrived meanwhile (etcd's ReadIndex
@@ -55,8 +54,12 @@ type barrierRead struct {
 }
 
 // readRevision returns a revision of etcd at least as new as every write
-// completed before the call.
+// completed before the call: the Store's local revision when it shares the
+// process of a single-member etcd (no request at all), else a shared read.
 func (v *VFS) readRevision(ctx context.Context) (int64, error) {
+	if rev, ok := v.md.LocalRevision(); ok {
+		return rev, nil
+	}
 	b := &v.barrier
 	b.mu.Lock()
 	if b.mu.cur == nil {
@@ -86,12 +89,13 @@ func (v *VFS) runBarrierRead(r *barrierRead) {
 	for r != nil {
 		// The read is shared: it must not die with one caller's context.
 		ctx, cancel := context.WithTimeout(v.ctx, barrierReadTimeout)
-		resp, err := v.md.Client().Get(ctx, v.md.Prefix()+"fs", clientv3.WithCountOnly())
+		v.m.barrierReads.Inc()
+		rev, err := v.md.ReadRevision(ctx)
 		cancel()
 		if err != nil {
-			r.err = fmt.Errorf("vfs: read revision: %w: %w", metadata.ErrUnavailable, err)
+			r.err = fmt.Errorf("vfs: read revision: %w", err)
 		} else {
-			r.rev = resp.Header.Revision
+			r.rev = rev
 		}
 		b := &v.barrier
 		b.mu.Lock()

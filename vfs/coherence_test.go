@@ -46,10 +46,26 @@ func readAll(t testing.TB, v *vfs.VFS, ino metadata.Ino, size uint64) []byte {
 // TestCoherenceLoop writes and commits on instance A, then opens and reads
 // on instance B, 1,000 times; every read on B must see exactly the data A
 // committed (close-to-open).
+//
+// B runs both ways a frontend does: with its own network etcd client (a
+// frontend of a cluster), and in the process of the embedded etcd with the
+// local revision as its barrier (rwxfs serve), while A writes from outside.
 func TestCoherenceLoop(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		b    func(*testenv.Stack) *vfs.VFS
+	}{
+		{"network", func(s *testenv.Stack) *vfs.VFS { return s.NewInstance().VFS }},
+		{"in-process", func(s *testenv.Stack) *vfs.VFS { return s.NewInProcessInstance().VFS }},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testCoherenceLoop(t, tc.b) })
+	}
+}
+
+func testCoherenceLoop(t *testing.T, newB func(*testenv.Stack) *vfs.VFS) {
 	s := testenv.StartStack(t, testenv.StackOptions{})
 	a := s.VFS
-	b := s.NewInstance().VFS
+	b := newB(s)
 	ctx := context.Background()
 	f := mustCreate(t, a, s.Root(), "shared")
 	rng := rand.New(rand.NewPCG(7, 8))
@@ -147,8 +163,17 @@ func TestCoherenceLoop(t *testing.T) {
 // TestCoherenceNamespace checks that attribute and entry changes on one
 // instance are seen by the other's next lookup or getattr.
 func TestCoherenceNamespace(t *testing.T) {
-	s := testenv.StartStack(t, testenv.StackOptions{})
-	a, b := s.VFS, s.NewInstance().VFS
+	t.Run("network", func(t *testing.T) {
+		s := testenv.StartStack(t, testenv.StackOptions{})
+		testCoherenceNamespace(t, s, s.VFS, s.NewInstance().VFS)
+	})
+	t.Run("in-process", func(t *testing.T) {
+		s := testenv.StartStack(t, testenv.StackOptions{})
+		testCoherenceNamespace(t, s, s.VFS, s.NewInProcessInstance().VFS)
+	})
+}
+
+func testCoherenceNamespace(t *testing.T, s *testenv.Stack, a, b *vfs.VFS) {
 	ctx := context.Background()
 	f := mustCreate(t, a, s.Root(), "f")
 	if _, err := b.GetAttr(ctx, f.Ino); err != nil {

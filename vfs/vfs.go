@@ -222,6 +222,7 @@ type metrics struct {
 	rangeReads               prometheus.Counter
 	staleDrops, waitCatchups prometheus.Counter
 	barrierFallbacks         prometheus.Counter
+	barrierReads             prometheus.Counter
 	dirty                    prometheus.Gauge
 }
 
@@ -244,11 +245,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		waitCatchups: c("catchup_waits_total", "Opens that waited for the watch to catch up."),
 		barrierFallbacks: c("barrier_fallbacks_total",
 			"Open-path calls that read the inode from etcd because the watch did not reach their revision in time."),
+		barrierReads: c("barrier_reads_total",
+			"Revision reads of the open path's barrier (each serves every open-path call that arrived before it started)."),
 		dirty: prometheus.NewGauge(prometheus.GaugeOpts{Name: "rwxfs_vfs_dirty_bytes", Help: "Bytes buffered and not yet committed."}),
 	}
 	if reg != nil {
 		for _, col := range []prometheus.Collector{m.bytesWritten, m.bytesRead, m.flushes, m.commits, m.flushErrors,
-			m.cacheHits, m.cacheMisses, m.readaheads, m.rangeReads, m.compactions, m.staleDrops, m.waitCatchups, m.barrierFallbacks, m.dirty} {
+			m.cacheHits, m.cacheMisses, m.readaheads, m.rangeReads, m.compactions, m.staleDrops, m.waitCatchups, m.barrierFallbacks, m.barrierReads, m.dirty} {
 			if err := reg.Register(col); err != nil {
 				return nil, fmt.Errorf("vfs: register metrics: %w", err)
 			}

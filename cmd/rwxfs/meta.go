@@ -38,8 +38,13 @@ type metaConn struct {
 	embedded *metadata.Embedded
 }
 
-// Endpoint is what other processes pass as --etcd to join this one.
-func (m *metaConn) Endpoints() []string { return m.Client.Endpoints() }
+// Endpoints is what other processes pass as --etcd to join this one.
+func (m *metaConn) Endpoints() []string {
+	if m.embedded != nil {
+		return []string{m.embedded.Endpoint()}
+	}
+	return m.Client.Endpoints()
+}
 
 func (m *metaConn) Close() {
 	m.Client.Close()
@@ -75,10 +80,7 @@ func connectMeta(ctx context.Context, c *cli.Context) (*metaConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	cli, err := metadata.Connect(ctx, metadata.EtcdConfig{Endpoints: []string{srv.Endpoint()}})
-	if err != nil {
-		srv.Close()
-		return nil, err
-	}
-	return &metaConn{Client: cli, Prefix: prefix, embedded: srv}, nil
+	// This process talks to its own etcd in-process; others join through
+	// the endpoint.
+	return &metaConn{Client: srv.Client(), Prefix: prefix, embedded: srv}, nil
 }

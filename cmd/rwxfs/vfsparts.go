@@ -37,6 +37,9 @@ func openVFS(ctx context.Context, c *cli.Context, log *slog.Logger, mc *metaConn
 	}
 	mcfg := metadata.DefaultConfig()
 	mcfg.Logger, mcfg.Registerer = log, reg
+	if mc.embedded != nil {
+		mcfg.LocalRevision = mc.embedded.Revision
+	}
 	if p.store, err = metadata.Open(ctx, mc.Client, mc.Prefix, mcfg); err != nil {
 		return nil, err
 	}

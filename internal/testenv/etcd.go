@@ -35,6 +35,14 @@ func StartEtcd(t testing.TB) *Etcd {
 	return &Etcd{Endpoint: srv.Endpoint(), srv: srv, t: t}
 }
 
+// InProcessClient returns a client calling the embedded server in-process
+// (as rwxfs serve's own parts do), closed when the test ends.
+func (e *Etcd) InProcessClient() *clientv3.Client {
+	cli := e.srv.Client()
+	e.t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
 // Client returns a new etcd client of its own (as a separate frontend would
 // have), closed when the test ends.
 func (e *Etcd) Client() *clientv3.Client {

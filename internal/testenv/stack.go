@@ -94,12 +94,26 @@ func (s *Stack) NewInstance() *Instance { return s.NewInstanceWith(nil) }
 // NewInstanceWith is NewInstance with a further change to the vfs
 // configuration (after StackOptions.VFS).
 func (s *Stack) NewInstanceWith(cfg func(*vfs.Config)) *Instance {
+	s.t.Helper()
+	return s.newInstance(s.Etcd.Client(), nil, cfg)
+}
+
+// NewInProcessInstance starts an instance as `rwxfs serve` runs its
+// frontend: over the embedded etcd's in-process client, with the local
+// revision as the open path's barrier (metadata.Config.LocalRevision).
+func (s *Stack) NewInProcessInstance() *Instance {
+	s.t.Helper()
+	return s.newInstance(s.Etcd.InProcessClient(), s.Etcd.srv.Revision, nil)
+}
+
+func (s *Stack) newInstance(cli *clientv3.Client, localRev func() int64, cfg func(*vfs.Config)) *Instance {
 	t := s.t
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	in := &Instance{Etcd: s.Etcd.Client()}
+	in := &Instance{Etcd: cli}
 	mcfg := metadata.DefaultConfig()
+	mcfg.LocalRevision = localRev
 	if s.opts.Metadata != nil {
 		s.opts.Metadata(&mcfg)
 	}
