@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -18,7 +19,8 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	progs   map[uint32]*Program
-	drc     *drc // nil when Config.DRCSize is 0
+	series  map[uint32]*[maxCachedProcs]atomic.Pointer[procSeries] // per program; read-only after NewServer
+	drc     *drc                                                   // nil when Config.DRCSize is 0
 	metrics *metrics
 	bufs    *bufPool    // TCP record buffers
 	dgrams  *bufPool    // UDP datagram buffers
@@ -55,6 +57,7 @@ func NewServer(cfg Config, progs ...Program) (*Server, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		progs:   make(map[uint32]*Program, len(progs)),
+		series:  make(map[uint32]*[maxCachedProcs]atomic.Pointer[procSeries], len(progs)),
 		bufs:    newBufPool(64 << 10),
 		dgrams:  newBufPool(maxDatagram),
 		writers: newWriterPool(),
@@ -72,6 +75,7 @@ func NewServer(cfg Config, progs ...Program) (*Server, error) {
 			p.Name = fmt.Sprint(p.Prog)
 		}
 		s.progs[p.Prog] = &p
+		s.series[p.Prog] = new([maxCachedProcs]atomic.Pointer[procSeries])
 	}
 	if cfg.DRCSize > 0 {
 		s.drc = newDRC(cfg.DRCSize)
