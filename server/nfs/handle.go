@@ -3,10 +3,12 @@ package nfs
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/binary"
 	"fmt"
 	"hash"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rwxfs/rwxfs/vfs"
 )
@@ -46,6 +48,21 @@ type fileHandle struct {
 // restores the keyed state) saves that work and the allocations.
 type handleCodec struct {
 	pool sync.Pool // of hash.Hash
+	// seen remembers handles that verified, so that a client asking about
+	// the same files again is not charged a MAC each time (5% of the
+	// server's CPU at 150,000 GETATTRs a second). A slot is picked by MAC
+	// bytes and holds one handle; only verified handles are stored and a
+	// hit needs all its bytes equal, so the cache never admits a handle
+	// the MAC would refuse.
+	seen [handleCacheSlots]atomic.Pointer[verifiedHandle]
+}
+
+// handleCacheSlots is the size of the verified-handle cache (a power of 2).
+const handleCacheSlots = 4096
+
+type verifiedHandle struct {
+	b  [handleLen]byte
+	fh fileHandle
 }
 
 func newHandleCodec(secret []byte) (*handleCodec, error) {
@@ -98,6 +115,10 @@ func (c *handleCodec) decode(b []byte) (fileHandle, error) {
 	if b[1]|b[2]|b[3] != 0 {
 		return fileHandle{}, fmt.Errorf("%w: reserved bytes set", ErrBadHandle)
 	}
+	slot := &c.seen[binary.BigEndian.Uint32(b[handleBodyLen:])%handleCacheSlots]
+	if v := slot.Load(); v != nil && subtle.ConstantTimeCompare(v.b[:], b) == 1 {
+		return v.fh, nil
+	}
 	var sum [sha256.Size]byte
 	c.mac(b[:handleBodyLen], &sum)
 	if !hmac.Equal(sum[:handleMACLen], b[handleBodyLen:]) {
@@ -112,6 +133,9 @@ func (c *handleCodec) decode(b []byte) (fileHandle, error) {
 		// Never issued (the MAC says we made it, so this is a bug).
 		return fileHandle{}, fmt.Errorf("%w: volume %d inode %d", ErrBadHandle, fh.Vol, fh.Ino)
 	}
+	v := &verifiedHandle{fh: fh}
+	copy(v.b[:], b)
+	slot.Store(v)
 	return fh, nil
 }
 

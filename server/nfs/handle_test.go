@@ -42,6 +42,12 @@ func TestHandleRoundTrip(t *testing.T) {
 func TestHandleRejects(t *testing.T) {
 	c := mustCodec(t, testSecret)
 	good := c.encode(fileHandle{Vol: 5, Ino: 99, Gen: 1234})
+	// Verified once, good sits in the codec's cache of verified handles:
+	// what follows is refused with it there (a flip outside the bytes that
+	// pick the cache slot lands on good's slot and must not match it).
+	if _, err := c.decode(good); err != nil {
+		t.Fatal(err)
+	}
 
 	// Every single bit flip is refused.
 	for i := range len(good) * 8 {
@@ -77,6 +83,9 @@ func TestHandleRejects(t *testing.T) {
 			t.Fatalf("%+v: %v", fh, err)
 		}
 	}
+	if fh, err := c.decode(good); err != nil || fh != (fileHandle{Vol: 5, Ino: 99, Gen: 1234}) {
+		t.Fatalf("good handle after the refusals: %+v, %v", fh, err)
+	}
 	if _, err := newHandleCodec([]byte("short")); !errors.Is(err, ErrBadConfig) {
 		t.Fatalf("short secret: %v", err)
 	}
@@ -106,6 +115,11 @@ func FuzzHandle(f *testing.F) {
 	b := c.encode(fileHandle{Vol: 9, Ino: 1 << 40, Gen: 5})
 	b[0] = 2
 	f.Add(b)
+	// A verified handle in the cache: inputs close to it take the cache
+	// path first.
+	if _, err := c.decode(c.encode(fileHandle{Vol: 1, Ino: 2, Gen: 3})); err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fh, err := c.decode(b)
 		if err != nil {
