@@ -35,6 +35,8 @@ type Config struct {
 	UID, GID uint32 // AUTH_SYS credential
 	Format   string // "table", "lines" or "both"
 	Timeout  time.Duration
+
+	CPUProfile string // write the generator's own CPU profile here ("": none)
 }
 
 // DefaultConfig returns the settings bench/nfs.sh uses.
@@ -137,6 +139,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (Config, error) {
 	gid := fs.Uint("gid", 0, "AUTH_SYS gid")
 	fs.StringVar(&c.Format, "format", c.Format, "output: table, lines (one machine-readable line per result) or both")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "bound on the whole run")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the generator's CPU profile to `file` (to see what the load itself costs)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
