@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -153,6 +154,17 @@ func StartEmbedded(ctx context.Context, c EmbeddedConfig) (*Embedded, error) {
 	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("embedded etcd: %w", err)
 	}
+	// A port picked free (port 0, and always the peer port) can be taken
+	// by someone else before etcd binds it: pick again.
+	for attempt := 1; ; attempt++ {
+		e, err := startEmbedded(ctx, c)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || attempt == 5 {
+			return e, err
+		}
+	}
+}
+
+func startEmbedded(ctx context.Context, c EmbeddedConfig) (*Embedded, error) {
 	clientURL, err := freeURL(c.ClientAddr)
 	if err != nil {
 		return nil, err
