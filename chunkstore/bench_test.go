@@ -34,11 +34,22 @@ func benchCluster(b *testing.B, nodes, r int) (*cluster, *chunkstore.Client) {
 	return c, cl
 }
 
+// R=1-local puts to a node in the client's process (ClientConfig.Local, as
+// rwxfs serve does) instead of over HTTP.
 func BenchmarkClientPut(b *testing.B) {
-	for _, r := range []int{1, 3} {
+	for _, r := range []string{"1", "1-local", "3"} {
 		for _, comp := range []bool{true, false} {
-			b.Run(fmt.Sprintf("R=%d/%s", r, compName(comp)), func(b *testing.B) {
-				_, cl := benchCluster(b, r, r)
+			b.Run(fmt.Sprintf("R=%s/%s", r, compName(comp)), func(b *testing.B) {
+				var cl *chunkstore.Client
+				switch r {
+				case "1":
+					_, cl = benchCluster(b, 1, 1)
+				case "3":
+					_, cl = benchCluster(b, 3, 3)
+				case "1-local":
+					c, _ := benchCluster(b, 1, 1)
+					cl = c.client(1, 1, func(cfg *chunkstore.ClientConfig) { cfg.Local = c.nodes[0] })
+				}
 				data := [4][]byte{}
 				for i := range data {
 					data[i] = block(uint64(i), benchBlock, comp)

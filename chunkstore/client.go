@@ -79,6 +79,11 @@ type ClientConfig struct {
 	Logger *slog.Logger
 	// Registerer, when set, receives the client's metrics.
 	Registerer prometheus.Registerer
+	// Local is a chunk node running in this process (rwxfs serve), or nil.
+	// Puts placed on it are handed to it directly (Node.PutLocal) instead
+	// of going through HTTP over loopback; everything else about placement
+	// and replication is unchanged.
+	Local *Node
 
 	// HTTP transport settings, shared by every request of the client.
 	MaxIdleConnsPerHost int
@@ -509,6 +514,16 @@ func (c *Client) putTo(ctx context.Context, n NodeInfo, id BlockID, enc []byte) 
 // putToReplacing writes one replica; a non-empty replaces (ReplacesCorrupt)
 // tells the node why its copy is being rewritten.
 func (c *Client) putToReplacing(ctx context.Context, n NodeInfo, id BlockID, enc []byte, replaces string) error {
+	if l := c.cfg.Local; l != nil && l.ID() == n.ID {
+		err := l.PutLocal(ctx, id, enc)
+		if errors.Is(err, ErrNoSpace) {
+			c.markFull(n)
+		}
+		if err != nil {
+			return fmt.Errorf("node %s (in process): %w", n.ID, err)
+		}
+		return nil
+	}
 	var resp *http.Response
 	// A block put is idempotent (the id names the bytes), so a transport
 	// error is retried once on a new connection: a kept-alive connection

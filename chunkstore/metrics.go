@@ -143,6 +143,13 @@ func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// observeLocal counts a request of a client in the process (PutLocal) as
+// the HTTP request it stands for.
+func (m *nodeMetrics) observeLocal(op string, err error, start time.Time) {
+	m.requests.WithLabelValues(op, strconv.Itoa(localStatus(err))).Inc()
+	m.latency.WithLabelValues(op).Observe(time.Since(start).Seconds())
+}
+
 func (m *nodeMetrics) observe(op string, w *statusWriter, start time.Time) {
 	code := w.code
 	if code == 0 {

@@ -161,26 +161,22 @@ func (n *Node) handlePut(w http.ResponseWriter, r *http.Request, id BlockID) {
 		http.Error(w, fmt.Sprintf("body of %d bytes exceeds the %d-byte maximum encoded block", r.ContentLength, MaxEncodedSize), http.StatusRequestEntityTooLarge)
 		return
 	}
-	select {
-	case n.putSem <- struct{}{}:
-		defer func() { <-n.putSem }()
-	case <-r.Context().Done():
+	if !n.takePutSlot(r.Context()) {
 		http.Error(w, "cancelled while waiting for a put slot", http.StatusServiceUnavailable)
 		return
 	}
+	defer n.releasePutSlot()
 	expect := r.ContentLength
 	if expect < 0 {
 		expect = MaxEncodedSize
 	}
-	u, err := n.freshUsage()
-	if err != nil {
+	if err := n.checkSpace(expect); err != nil {
+		if errors.Is(err, ErrNoSpace) {
+			http.Error(w, err.Error(), http.StatusInsufficientStorage)
+			return
+		}
 		n.log.Error("chunk node: statfs", "err", err)
 		http.Error(w, "cannot check free space: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	if u.Free < n.cfg.ReserveBytes+uint64(expect) {
-		http.Error(w, fmt.Sprintf("%v: node %s has %d bytes free, keeps a reserve of %d, block needs %d; writes are refused, reads still served",
-			ErrNoSpace, n.id, u.Free, n.cfg.ReserveBytes, expect), http.StatusInsufficientStorage)
 		return
 	}
 	bp := bufPool.Get().(*[]byte)

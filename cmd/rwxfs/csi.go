@@ -118,7 +118,7 @@ func runCSI(c *cli.Context) error {
 	cfg.Records = csi.NewEtcdRecords(mc.Client, mc.Prefix)
 	var chunks *chunkstore.Client
 	if withFUSE {
-		parts, err := openVFS(ctx, c, log, mc, single, nil)
+		parts, err := openVFS(ctx, c, log, mc, vfsOptions{single: single})
 		if err != nil {
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rwxfs/rwxfs/chunkstore"
 	"github.com/rwxfs/rwxfs/server"
 	"github.com/urfave/cli/v2"
 )
@@ -65,8 +66,9 @@ type frontend struct {
 }
 
 // startFrontend opens the metadata store, the chunk store client and a
-// vfs over mc, and serves NFS on the flags' addresses.
-func startFrontend(ctx context.Context, c *cli.Context, log *slog.Logger, mc *metaConn) (_ *frontend, err error) {
+// vfs over mc, and serves NFS on the flags' addresses; local is a chunk
+// node in this process (rwxfs serve) or nil.
+func startFrontend(ctx context.Context, c *cli.Context, log *slog.Logger, mc *metaConn, local *chunkstore.Node) (_ *frontend, err error) {
 	f := &frontend{log: log}
 	defer func() {
 		if err != nil {
@@ -76,7 +78,7 @@ func startFrontend(ctx context.Context, c *cli.Context, log *slog.Logger, mc *me
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	if f.vfsParts, err = openVFS(ctx, c, log, mc, false, reg); err != nil {
+	if f.vfsParts, err = openVFS(ctx, c, log, mc, vfsOptions{reg: reg, local: local}); err != nil {
 		return nil, err
 	}
 	f.closers = append(f.closers, func() { f.vfsParts.close(log) })

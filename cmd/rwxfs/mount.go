@@ -147,7 +147,7 @@ func serveMount(c *cli.Context, dir string, cfg fuse.Config) error {
 		return err
 	}
 	defer mc.Close()
-	parts, err := openVFS(ctx, c, log, mc, single, nil)
+	parts, err := openVFS(ctx, c, log, mc, vfsOptions{single: single})
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ Metrics are at /metrics, liveness at /healthz, readiness at /readyz.`,
 				return err
 			}
 			defer mc.Close()
-			f, err := startFrontend(c.Context, c, log, mc)
+			f, err := startFrontend(c.Context, c, log, mc, nil)
 			if err != nil {
 				return err
 			}

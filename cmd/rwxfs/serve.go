@@ -82,7 +82,7 @@ func runServe(c *cli.Context) error {
 		}
 	}()
 
-	f, err := startFrontend(ctx, c, log, mc)
+	f, err := startFrontend(ctx, c, log, mc, node)
 	if err != nil {
 		return err
 	}

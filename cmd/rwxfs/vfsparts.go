@@ -21,17 +21,25 @@ type vfsParts struct {
 	vfs    *vfs.VFS
 }
 
+// vfsOptions are what the commands opening a vfs tell openVFS besides the
+// flags.
+type vfsOptions struct {
+	single bool                  // the single-node default: R=1 unless --replicas says otherwise
+	reg    prometheus.Registerer // receives the parts' metrics (nil: a registry of their own, not served)
+	local  *chunkstore.Node      // a chunk node in this process (rwxfs serve), put to directly
+}
+
 // openVFS opens the metadata store, the chunk store client and a vfs over
 // mc, from the flags replicas, write-quorum, cache-size, disk-cache-dir,
-// disk-cache-size and max-dirty; reg receives their metrics (nil: a
-// registry of their own, not served).
-func openVFS(ctx context.Context, c *cli.Context, log *slog.Logger, mc *metaConn, single bool, reg prometheus.Registerer) (_ *vfsParts, err error) {
+// disk-cache-size and max-dirty.
+func openVFS(ctx context.Context, c *cli.Context, log *slog.Logger, mc *metaConn, o vfsOptions) (_ *vfsParts, err error) {
 	p := &vfsParts{}
 	defer func() {
 		if err != nil {
 			p.close(log)
 		}
 	}()
+	reg := o.reg
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
@@ -45,10 +53,11 @@ func openVFS(ctx context.Context, c *cli.Context, log *slog.Logger, mc *metaConn
 	}
 	ccfg := chunkstore.DefaultClientConfig()
 	ccfg.Etcd, ccfg.Prefix, ccfg.Logger, ccfg.Registerer = mc.Client, mc.Prefix, log, reg
+	ccfg.Local = o.local
 	switch r := c.Int("replicas"); {
 	case r > 0:
 		ccfg.Replicas = r
-	case single:
+	case o.single:
 		ccfg.Replicas = 1
 	}
 	ccfg.WriteQuorum = c.Int("write-quorum")

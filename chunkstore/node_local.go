@@ -1,0 +1,109 @@
+package chunkstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// A client in the process of a node (rwxfs serve: one chunk node beside the
+// NFS frontend) reaches that node through PutLocal instead of HTTP over
+// loopback (ClientConfig.Local). The block takes the same path through the
+// node as an HTTP PUT (a put slot, the free-space check, a durable store,
+// the same metrics) without being copied into a socket and out of it,
+// and without the node re-checking frame CRCs that the encoder in the same
+// process computed a moment before: those checks guard bytes that crossed
+// a network. The header is still checked, so a block always names itself.
+
+// takePutSlot waits for one of MaxConcurrentPuts put slots; false if ctx
+// ended first.
+func (n *Node) takePutSlot(ctx context.Context) bool {
+	select {
+	case n.putSem <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (n *Node) releasePutSlot() { <-n.putSem }
+
+// checkSpace refuses (ErrNoSpace) a block of need encoded bytes that would
+// eat into the reserve; other errors are statfs failures.
+func (n *Node) checkSpace(need int64) error {
+	u, err := n.freshUsage()
+	if err != nil {
+		return err
+	}
+	if u.Free < n.cfg.ReserveBytes+uint64(need) {
+		return fmt.Errorf("%w: node %s has %d bytes free, keeps a reserve of %d, block needs %d; writes are refused, reads still served",
+			ErrNoSpace, n.id, u.Free, n.cfg.ReserveBytes, need)
+	}
+	return nil
+}
+
+// PutLocal stores the encoded block enc (AppendEncodeBlock's result for id)
+// for a client in this process; it returns once the block is durable, as a
+// PUT's 200 does. enc is only read.
+func (n *Node) PutLocal(ctx context.Context, id BlockID, enc []byte) (err error) {
+	n.mu.Lock()
+	if n.mu.closing {
+		n.mu.Unlock()
+		return fmt.Errorf("chunk node %s: %w", n.id, ErrNodeClosed)
+	}
+	n.mu.handlers.Add(1)
+	n.mu.Unlock()
+	defer n.mu.handlers.Done()
+	start := time.Now()
+	defer func() { n.metrics.observeLocal(opPut, err, start) }()
+
+	if len(enc) > MaxEncodedSize {
+		return fmt.Errorf("block %s: %d encoded bytes: %w", id, len(enc), ErrBlockTooLarge)
+	}
+	if !n.takePutSlot(ctx) {
+		return ctx.Err()
+	}
+	defer n.releasePutSlot()
+	if err := n.checkSpace(int64(len(enc))); err != nil {
+		return err
+	}
+	h, err := ParseHeader(enc)
+	if err != nil {
+		return err
+	}
+	if got := h.EncodedLen(); int64(len(enc)) != got {
+		return &CorruptionError{ID: h.ID, Frame: -1, Reason: fmt.Sprintf("encoded length %d, header says %d", len(enc), got)}
+	}
+	if h.ID != id {
+		return fmt.Errorf("%w: block holds %s, put names %s", ErrIDMismatch, h.ID, id)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if _, err := n.store.put(id, enc); err != nil {
+		n.log.Error("chunk node: storing block", "block", id.String(), "err", err)
+		return fmt.Errorf("chunk node %s: storing block %s: %w", n.id, id, err)
+	}
+	n.metrics.bytesIn.Add(float64(len(enc)))
+	n.forgetCorrupt(id)
+	return nil
+}
+
+// localStatus is the HTTP status a local put's error would have had, for
+// the request metrics.
+func localStatus(err error) int {
+	switch {
+	case err == nil:
+		return 200
+	case errors.Is(err, ErrNoSpace):
+		return 507
+	case errors.Is(err, ErrNodeClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return 503
+	case errors.Is(err, ErrBlockTooLarge):
+		return 413
+	case IsCorruption(err), errors.Is(err, ErrIDMismatch):
+		return 400
+	}
+	return 500
+}

@@ -1,0 +1,131 @@
+package chunkstore_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/rwxfs/rwxfs/chunkstore"
+)
+
+// TestPutLocal: a node takes blocks from a client in its process with the
+// checks of an HTTP PUT (id, header, free space, closing) and the result
+// is what a client reads back over HTTP.
+func TestPutLocal(t *testing.T) {
+	ctx := context.Background()
+	c := startCluster(t, 1, 1, nil)
+	n := c.nodes[0]
+	local := c.client(1, 1, func(cfg *chunkstore.ClientConfig) { cfg.Local = n })
+	remote := c.client(1, 1, nil)
+	for i, tc := range []struct {
+		size int
+		comp bool
+	}{{0, true}, {1, false}, {100, true}, {chunkstore.FrameSize + 7, false}, {chunkstore.MaxBlockSize, true}, {chunkstore.MaxBlockSize, false}} {
+		id := chunkstore.BlockID{Slice: 3, Index: uint32(i)}
+		raw := block(uint64(i), tc.size, tc.comp)
+		if err := local.Put(ctx, id, raw); err != nil {
+			t.Fatalf("local put of %d bytes: %v", tc.size, err)
+		}
+		if got, err := remote.Get(ctx, id, nil); err != nil || !bytes.Equal(got, raw) {
+			t.Fatalf("%d bytes put locally, read over HTTP: equal %v, %v", tc.size, bytes.Equal(got, raw), err)
+		}
+	}
+
+	enc, err := chunkstore.EncodeBlock(chunkstore.BlockID{Slice: 4}, block(9, 1000, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.PutLocal(ctx, chunkstore.BlockID{Slice: 5}, enc); !errors.Is(err, chunkstore.ErrIDMismatch) {
+		t.Fatalf("block under another id: %v, want ErrIDMismatch", err)
+	}
+	if err := n.PutLocal(ctx, chunkstore.BlockID{Slice: 4}, enc[:len(enc)-1]); !chunkstore.IsCorruption(err) {
+		t.Fatalf("truncated block: %v, want a corruption error", err)
+	}
+	bad := bytes.Clone(enc)
+	bad[9] ^= 1 // the id in the header, under its CRC
+	if err := n.PutLocal(ctx, chunkstore.BlockID{Slice: 4}, bad); !chunkstore.IsCorruption(err) {
+		t.Fatalf("bit flip in the header: %v, want a corruption error", err)
+	}
+	if _, err := remote.Get(ctx, chunkstore.BlockID{Slice: 4}, nil); !errors.Is(err, chunkstore.ErrBlockNotFound) {
+		t.Fatalf("a refused block was stored: %v", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := n.PutLocal(cctx, chunkstore.BlockID{Slice: 4}, enc); err == nil {
+		t.Fatal("put with a cancelled context succeeded")
+	}
+	c.stop(0)
+	if err := n.PutLocal(ctx, chunkstore.BlockID{Slice: 4}, enc); !errors.Is(err, chunkstore.ErrNodeClosed) {
+		t.Fatalf("put to a closed node: %v, want ErrNodeClosed", err)
+	}
+}
+
+// TestPutLocalFull: a full node refuses local puts with ErrNoSpace, as it
+// answers 507 over HTTP.
+func TestPutLocalFull(t *testing.T) {
+	c := startCluster(t, 1, 1, func(i int, cfg *chunkstore.NodeConfig) { cfg.Disk = newQuotaDisk(6 << 20) })
+	cl := c.client(1, 1, func(cfg *chunkstore.ClientConfig) { cfg.Local = c.nodes[0] })
+	var err error
+	for i := 0; i < 40 && err == nil; i++ {
+		err = cl.Put(context.Background(), chunkstore.BlockID{Slice: 1, Index: uint32(i)}, block(uint64(i), 1<<20, false))
+	}
+	if !errors.Is(err, chunkstore.ErrNoSpace) && !errors.Is(err, chunkstore.ErrNotEnoughNodes) {
+		t.Fatalf("filling the node: %v, want ErrNoSpace", err)
+	}
+}
+
+// TestOSDiskWrites: files written through OSDisk (O_DIRECT for their
+// aligned bulk where the file system allows it) hold exactly the bytes
+// written, whatever the sizes, the alignment of the memory and the split
+// into writes.
+func TestOSDiskWrites(t *testing.T) {
+	dir := t.TempDir()
+	var d chunkstore.OSDisk
+	for _, size := range []int{0, 1, 4095, 4096, 4097, 1<<20 + 123, chunkstore.MaxEncodedSize} {
+		for _, shape := range []string{"aligned", "unaligned", "split"} {
+			buf := make([]byte, size+1)
+			data := buf[:size]
+			if shape == "unaligned" {
+				data = buf[1 : size+1]
+			}
+			copy(data, block(uint64(size), size, false))
+			f, err := d.CreateTemp(dir, "blk.")
+			if err != nil {
+				t.Fatal(err)
+			}
+			parts := [][]byte{data}
+			if shape == "split" && size > 10 {
+				parts = [][]byte{data[:size/3], data[size/3:]}
+			}
+			for _, p := range parts {
+				if n, err := f.Write(p); err != nil || n != len(p) {
+					t.Fatalf("%d bytes %s: wrote %d of %d: %v", size, shape, n, len(p), err)
+				}
+			}
+			if err := f.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(f.Name())
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("%d bytes %s: read back %d bytes, equal %v, %v", size, shape, len(got), bytes.Equal(got, data), err)
+			}
+			r, err := d.Open(f.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err = io.ReadAll(r)
+			r.Close()
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("%d bytes %s: through Open: %v", size, shape, err)
+			}
+			os.Remove(filepath.Join(dir, filepath.Base(f.Name())))
+		}
+	}
+}
