@@ -79,9 +79,10 @@ var _ Disk = OSDisk{}
 // MkdirAll implements Disk.
 func (OSDisk) MkdirAll(dir string) error { return os.MkdirAll(dir, 0o755) }
 
-// CreateTemp implements Disk.
+// CreateTemp implements Disk; on Linux the file's bulk is written with
+// O_DIRECT where the file system allows it (disk_direct_linux.go).
 func (OSDisk) CreateTemp(dir, prefix string) (DiskFile, error) {
-	return os.CreateTemp(dir, prefix+"*")
+	return createTemp(dir, prefix)
 }
 
 // Open implements Disk.
