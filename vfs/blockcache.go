@@ -77,6 +77,12 @@ func (c *blockCache) buf(n int) []byte {
 	return make([]byte, 0, n)
 }
 
+// pageBuf is a write buffer of a whole page (pageSize == MaxBlockSize, any
+// contents) from the pool of block buffers: once its page is committed it
+// enters the cache as a block (cacheWritten) and returns to the pool when
+// evicted.
+func (v *VFS) pageBuf() []byte { return v.blocks.buf(pageSize)[:pageSize] }
+
 // recycle gives a buffer no one references back to the pool.
 func (c *blockCache) recycle(b []byte) {
 	if cap(b) == chunkstore.MaxBlockSize {

@@ -63,10 +63,18 @@ type file struct {
 	}
 }
 
-// extent is buffered data at chunk position pos.
+// extent is buffered data at chunk position pos. An extent of a quarter
+// of a page or more lives in a page buffer: page is then the whole buffer
+// of its page and data is page[pos%pageSize:][:len(data)], and every other
+// extent of that page in the same list that has a page buffer shares it.
+// Writes into such a page land in place, and extents that come to touch
+// merge by widening a slice: a page costs one copy of its bytes whatever
+// order its writes arrive in (NFS clients keep several WRITEs of one file
+// in flight, and they reach the buffer out of order).
 type extent struct {
 	pos  uint32
 	data []byte
+	page []byte
 }
 
 func (e *extent) end() uint32 { return e.pos + uint32(len(e.data)) }
@@ -102,8 +110,9 @@ func pageEnd(pos uint32) uint32 { return (pos/pageSize + 1) * pageSize }
 // insertExtent writes data at pos into a sorted disjoint extent list and
 // returns the new list and how many buffered bytes it added. [pos,
 // pos+len(data)) must lie in one page; extents merge with it if they
-// overlap it or touch it inside the page.
-func insertExtent(list []*extent, pos uint32, data []byte) ([]*extent, int64) {
+// overlap it or touch it inside the page. alloc returns a page buffer
+// (len pageSize, any contents) for extents that get one; nil allocates.
+func insertExtent(list []*extent, pos uint32, data []byte, alloc func() []byte) ([]*extent, int64) {
 	end := pos + uint32(len(data))
 	// Extents [i, j) overlap or touch [pos, end) within its page.
 	i := sort.Search(len(list), func(k int) bool {
@@ -114,53 +123,99 @@ func insertExtent(list []*extent, pos uint32, data []byte) ([]*extent, int64) {
 	for j < len(list) && (list[j].pos < end || list[j].pos == end && end%pageSize != 0) {
 		j++
 	}
+	lo, hi := pos, end
+	if i < j {
+		lo, hi = min(lo, list[i].pos), max(hi, list[j-1].end())
+	}
+	start := pos - pos%pageSize
+	page := pageBuffer(list, i, start)
+	if page == nil && hi-lo >= pageSize/4 {
+		page = newPage(alloc)
+	}
+	if page != nil {
+		// Old bytes first (those not already in place), then the new ones
+		// over them.
+		var old int64
+		for _, e := range list[i:j] {
+			old += int64(len(e.data))
+			if !samePage(e.page, page) {
+				copy(page[e.pos-start:], e.data)
+			}
+		}
+		copy(page[pos-start:], data)
+		merged := &extent{pos: lo, data: page[lo-start : hi-start : pageSize], page: page}
+		return replaceExtents(list, i, j, merged), int64(hi-lo) - old
+	}
 	if i == j {
 		e := &extent{pos: pos, data: append(make([]byte, 0, growCap(len(data), pos)), data...)}
-		list = append(list, nil)
-		copy(list[i+1:], list[i:])
-		list[i] = e
-		return list, int64(len(data))
+		return replaceExtents(list, i, j, e), int64(len(data))
 	}
 	first := list[i]
-	if j == i+1 && first.pos <= pos {
-		// Overwrite inside first, or extend it at its end (the sequential
-		// writer's case: amortized append).
+	if j == i+1 && first.pos <= pos && int(hi-first.pos) <= cap(first.data) {
+		// Overwrite inside first, or extend it at its end within its
+		// capacity (a sequential writer of small pieces).
 		old := len(first.data)
-		if end > first.end() {
-			need := int(end - first.pos)
-			if need > cap(first.data) {
-				room := int(pageEnd(first.pos) - first.pos)
-				nd := make([]byte, old, min(room, max(need, 4*old)))
-				copy(nd, first.data)
-				first.data = nd
-			}
-			first.data = first.data[:need]
-		}
+		first.data = first.data[:hi-first.pos]
 		copy(first.data[pos-first.pos:], data)
 		return list, int64(len(first.data) - old)
 	}
-	lo, hi := min(first.pos, pos), max(list[j-1].end(), end)
-	buf := make([]byte, hi-lo)
+	buf := make([]byte, hi-lo, growCap(int(hi-lo), lo))
 	var old int64
 	for _, e := range list[i:j] {
 		copy(buf[e.pos-lo:], e.data)
 		old += int64(len(e.data))
 	}
 	copy(buf[pos-lo:], data)
-	merged := &extent{pos: lo, data: buf}
-	list = append(list[:i+1], list[j:]...)
-	list[i] = merged
-	return list, int64(len(buf)) - old
+	return replaceExtents(list, i, j, &extent{pos: lo, data: buf}), int64(len(buf)) - old
+}
+
+// pageBuffer returns the page buffer of the page starting at chunk
+// position start that an extent of list near index i has, or nil.
+func pageBuffer(list []*extent, i int, start uint32) []byte {
+	for k := i - 1; k >= 0 && list[k].pos >= start; k-- {
+		if list[k].page != nil {
+			return list[k].page
+		}
+	}
+	for k := i; k < len(list) && list[k].pos < start+pageSize; k++ {
+		if list[k].page != nil {
+			return list[k].page
+		}
+	}
+	return nil
+}
+
+func newPage(alloc func() []byte) []byte {
+	if alloc != nil {
+		if p := alloc(); len(p) == pageSize {
+			return p
+		}
+	}
+	return make([]byte, pageSize)
+}
+
+func samePage(a, b []byte) bool { return a != nil && b != nil && &a[0] == &b[0] }
+
+// replaceExtents replaces list[i:j] with e.
+func replaceExtents(list []*extent, i, j int, e *extent) []*extent {
+	if i == j {
+		list = append(list, nil)
+		copy(list[i+1:], list[i:])
+	} else if j > i+1 {
+		list = append(list[:i+1], list[j:]...)
+	}
+	list[i] = e
+	return list
 }
 
 // insertData is insertExtent for data that may cross pages (and so become
 // several extents).
-func insertData(list []*extent, pos uint32, data []byte) ([]*extent, int64) {
+func insertData(list []*extent, pos uint32, data []byte, alloc func() []byte) ([]*extent, int64) {
 	var added int64
 	for len(data) > 0 {
 		n := min(len(data), int(pageEnd(pos)-pos))
 		var d int64
-		list, d = insertExtent(list, pos, data[:n])
+		list, d = insertExtent(list, pos, data[:n], alloc)
 		added += d
 		pos += uint32(n)
 		data = data[n:]
@@ -187,7 +242,11 @@ func clipExtents(list []*extent, limit uint32) ([]*extent, int64) {
 			out = append(out, e)
 		case e.pos < limit:
 			dropped += int64(e.end() - limit)
-			out = append(out, &extent{pos: e.pos, data: e.data[: limit-e.pos : limit-e.pos]})
+			c := &extent{pos: e.pos, data: e.data[: limit-e.pos : limit-e.pos], page: e.page}
+			if c.page != nil {
+				c.data = c.page[e.pos%pageSize:][:limit-e.pos] // clipped bytes may be written again in place
+			}
+			out = append(out, c)
 		default:
 			dropped += int64(len(e.data))
 		}

@@ -18,7 +18,7 @@ func TestRunUploads(t *testing.T) {
 		// 1 MiB writes, as NFS sends them.
 		for p := 0; p < len(data); p += 1 << 20 {
 			end := min(len(data), p+1<<20)
-			list, _ = insertData(list, start+uint32(p), data[p:end])
+			list, _ = insertData(list, start+uint32(p), data[p:end], nil)
 		}
 		ups := runUploads(0, list)
 		want := 1

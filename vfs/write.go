@@ -133,7 +133,7 @@ func (v *VFS) write(ctx context.Context, cred Cred, ino Ino, off uint64, data []
 		cpos := uint32(pos % metadata.ChunkSize)
 		n := min(len(data)-p, int(metadata.ChunkSize-cpos))
 		var d int64
-		f.mu.active[c], d = insertData(f.mu.active[c], cpos, data[p:p+n])
+		f.mu.active[c], d = insertData(f.mu.active[c], cpos, data[p:p+n], v.pageBuf)
 		added += d
 		p += n
 	}
@@ -378,7 +378,7 @@ func (v *VFS) flushCore(ctx context.Context, f *file, user, release bool) (bool,
 		for c, l := range f.mu.active {
 			for _, e := range l {
 				var d int64
-				frozen[c], d = insertExtent(frozen[c], e.pos, e.data)
+				frozen[c], d = insertExtent(frozen[c], e.pos, e.data, v.pageBuf)
 				total += d
 			}
 		}
