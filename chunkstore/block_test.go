@@ -304,3 +304,41 @@ func TestReadBlock(t *testing.T) {
 		}
 	}
 }
+
+// TestEncodeEarlyAbort: data that compresses by less than an eighth is
+// stored raw (every frame at its raw length), data that compresses well is
+// compressed, and both round-trip.
+func TestEncodeEarlyAbort(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		raw  []byte
+		raw1 bool // every frame stored raw
+	}{
+		{"random", randomBytes(MaxBlockSize, 1), true},
+		{"sparse-zeros", sparseZeros(MaxBlockSize, 2), true},
+		{"text", textLike(MaxBlockSize, 3), false},
+	} {
+		enc, err := EncodeBlock(BlockID{Slice: 9}, tc.raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := ParseHeader(enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored := 0
+		for i, f := range h.Frames {
+			if int(f.Stored) == h.FrameRawLen(i) {
+				stored++
+			} else if int(f.Stored) > h.FrameRawLen(i)-h.FrameRawLen(i)/minGain {
+				t.Fatalf("%s: frame %d kept compressed at %d of %d bytes", tc.name, i, f.Stored, h.FrameRawLen(i))
+			}
+		}
+		if all := stored == len(h.Frames); all != tc.raw1 {
+			t.Fatalf("%s: %d of %d frames stored raw", tc.name, stored, len(h.Frames))
+		}
+		if _, got, err := DecodeBlock(enc); err != nil || !bytes.Equal(got, tc.raw) {
+			t.Fatalf("%s: round trip: %v", tc.name, err)
+		}
+	}
+}
