@@ -80,9 +80,10 @@ type ClientConfig struct {
 	// Registerer, when set, receives the client's metrics.
 	Registerer prometheus.Registerer
 	// Local is a chunk node running in this process (rwxfs serve), or nil.
-	// Puts placed on it are handed to it directly (Node.PutLocal) instead
-	// of going through HTTP over loopback; everything else about placement
-	// and replication is unchanged.
+	// Puts placed on it and whole-block reads from it are handed to it
+	// directly (Node.PutLocal, Node.GetLocal) instead of going through HTTP
+	// over loopback; everything else about placement, replication and
+	// failover is unchanged.
 	Local *Node
 
 	// HTTP transport settings, shared by every request of the client.
@@ -154,6 +155,11 @@ type Client struct {
 	metrics *clientMetrics
 	bufs    sync.Pool // *[]byte, for response bodies
 	encBufs sync.Pool // *[]byte, for encoded blocks being put
+	// encoders bounds the blocks being encoded at once to the CPUs but
+	// one: encoding is all CPU, and many encodes at once (16 uploads of
+	// each of several files) queued a frontend's network goroutines behind
+	// them for milliseconds, which throttled its clients.
+	encoders chan struct{}
 
 	ctx    context.Context // cancelled by Close; parent of background work
 	cancel context.CancelFunc
@@ -211,6 +217,7 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	}
 	c.bufs.New = func() any { b := make([]byte, 0, MaxEncodedSize); return &b }
 	c.encBufs.New = func() any { b := make([]byte, 0, MaxEncodedSize); return &b }
+	c.encoders = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))
 	c.mu.down = map[string]time.Time{}
 	c.mu.full = map[string]time.Time{}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -312,7 +319,14 @@ func (c *Client) PutWith(ctx context.Context, id BlockID, raw []byte, opts PutOp
 		return fmt.Errorf("chunkstore: put %s: %d bytes: %w", id, len(raw), ErrBlockTooLarge)
 	}
 	bp := c.encBufs.Get().(*[]byte)
+	select {
+	case c.encoders <- struct{}{}:
+	case <-ctx.Done():
+		c.encBufs.Put(bp)
+		return fmt.Errorf("chunkstore: put %s: %w", id, ctx.Err())
+	}
 	enc, err := AppendEncodeBlock((*bp)[:0], id, raw)
+	<-c.encoders
 	if err != nil {
 		c.encBufs.Put(bp)
 		return fmt.Errorf("chunkstore: put %s: %w", id, err)
@@ -643,6 +657,9 @@ func (c *Client) Get(ctx context.Context, id BlockID, dst []byte) ([]byte, error
 // that fail verification give a *CorruptionError; a transfer cut short
 // gives another error.
 func (c *Client) getFrom(ctx context.Context, n NodeInfo, id BlockID, dst []byte) ([]byte, error) {
+	if l := c.cfg.Local; l != nil && l.ID() == n.ID {
+		return l.GetLocal(ctx, id, dst)
+	}
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodGet, blockURL(n, id), nil)

@@ -8,8 +8,8 @@ import (
 )
 
 // A client in the process of a node (rwxfs serve: one chunk node beside the
-// NFS frontend) reaches that node through PutLocal instead of HTTP over
-// loopback (ClientConfig.Local). The block takes the same path through the
+// NFS frontend) reaches that node through PutLocal and GetLocal instead of
+// HTTP over loopback (ClientConfig.Local). The block takes the same path through the
 // node as an HTTP PUT (a put slot, the free-space check, a durable store,
 // the same metrics) without being copied into a socket and out of it,
 // and without the node re-checking frame CRCs that the encoder in the same
@@ -90,6 +90,44 @@ func (n *Node) PutLocal(ctx context.Context, id BlockID, enc []byte) (err error)
 	return nil
 }
 
+// GetLocal reads whole block id for a client in this process, decoded and
+// verified into dst (grown as needed), as the client's Get does with a GET
+// response. A corrupt copy is quarantined and reported as the GET path
+// does (the client then tries another replica and repairs this one).
+func (n *Node) GetLocal(ctx context.Context, id BlockID, dst []byte) (raw []byte, err error) {
+	n.mu.Lock()
+	if n.mu.closing {
+		n.mu.Unlock()
+		return dst, fmt.Errorf("chunk node %s: %w", n.id, ErrNodeClosed)
+	}
+	n.mu.handlers.Add(1)
+	n.mu.Unlock()
+	defer n.mu.handlers.Done()
+	start := time.Now()
+	defer func() { n.metrics.observeLocal(opGet, err, start) }()
+	if err := ctx.Err(); err != nil {
+		return dst, err
+	}
+	f, fi, err := n.store.open(id)
+	if err != nil {
+		return dst, err
+	}
+	defer f.Close()
+	got, raw, err := AppendReadBlock(dst[:0], f, fi.Size())
+	if err == nil && got != id {
+		err = &CorruptionError{ID: id, Frame: -1, Reason: "file holds block " + got.String(), Err: ErrIDMismatch}
+	}
+	if err != nil {
+		if IsCorruption(err) {
+			setCorruptID(err, id)
+			n.corruptFound(id, err, sourceRead)
+		}
+		return dst, fmt.Errorf("chunk node %s: block %s: %w", n.id, id, err)
+	}
+	n.metrics.bytesOut.Add(float64(fi.Size()))
+	return raw, nil
+}
+
 // localStatus is the HTTP status a local put's error would have had, for
 // the request metrics.
 func localStatus(err error) int {
@@ -102,6 +140,8 @@ func localStatus(err error) int {
 		return 503
 	case errors.Is(err, ErrBlockTooLarge):
 		return 413
+	case errors.Is(err, ErrBlockNotFound):
+		return 404
 	case IsCorruption(err), errors.Is(err, ErrIDMismatch):
 		return 400
 	}

@@ -35,6 +35,37 @@ func TestPutLocal(t *testing.T) {
 		}
 	}
 
+	// Whole-block reads of the local node take GetLocal; they verify.
+	for i := range 6 {
+		id := chunkstore.BlockID{Slice: 3, Index: uint32(i)}
+		want, _ := remote.Get(ctx, id, nil)
+		if got, err := local.Get(ctx, id, nil); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("local get %s: %v", id, err)
+		}
+		if got, err := n.GetLocal(ctx, id, make([]byte, 0, 16)); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("GetLocal %s: %v", id, err)
+		}
+	}
+	if _, err := n.GetLocal(ctx, chunkstore.BlockID{Slice: 77}, nil); !errors.Is(err, chunkstore.ErrBlockNotFound) {
+		t.Fatalf("GetLocal of a missing block: %v, want ErrBlockNotFound", err)
+	}
+	flipped := chunkstore.BlockID{Slice: 3, Index: 5}
+	path := c.blockFile(0, flipped)
+	fb, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb[len(fb)-100] ^= 0x10 // a frame's byte, under its CRC
+	if err := os.WriteFile(path, fb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.GetLocal(ctx, flipped, nil); !chunkstore.IsCorruption(err) {
+		t.Fatalf("GetLocal of a flipped byte: %v, want a corruption error", err)
+	}
+	if _, err := local.Get(ctx, flipped, nil); err == nil {
+		t.Fatal("the client read a corrupt block (no other replica) without an error")
+	}
+
 	enc, err := chunkstore.EncodeBlock(chunkstore.BlockID{Slice: 4}, block(9, 1000, true))
 	if err != nil {
 		t.Fatal(err)
