@@ -36,7 +36,7 @@ func frontendFlags(addr, portmap, metrics string, replicas int, cache string) []
 			Usage: "chunk nodes each block is written to (R)"},
 		&cli.IntFlag{Name: "write-quorum", EnvVars: []string{"RWXFS_WRITE_QUORUM"},
 			Usage: "replicas on stable storage before a write is acknowledged (W; default a majority of R)"},
-		&cli.StringFlag{Name: "cache-size", Value: cache, Usage: "in-memory block cache"},
+		&cli.StringFlag{Name: "cache-size", Value: cache, Usage: `in-memory block cache ("auto": an eighth of the memory, 1 to 8 GiB)`},
 		&cli.StringFlag{Name: "disk-cache-dir", Usage: "folder of the local block cache on disk (off when unset)"},
 		&cli.StringFlag{Name: "disk-cache-size", Value: "0", Usage: "bytes of the local disk cache (0: off)"},
 		&cli.StringFlag{Name: "max-dirty", Value: "256MiB", Usage: "bytes of unstable writes buffered before writers wait"},

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rwxfs/rwxfs/chunkstore"
 	"github.com/rwxfs/rwxfs/metadata"
@@ -73,6 +75,10 @@ func openVFS(ctx context.Context, c *cli.Context, log *slog.Logger, mc *metaConn
 		flag string
 		dst  *int64
 	}{{"cache-size", &vcfg.BlockCacheBytes}, {"disk-cache-size", &vcfg.DiskCacheBytes}, {"max-dirty", &vcfg.MaxDirty}} {
+		if s.flag == "cache-size" && c.String(s.flag) == "auto" {
+			*s.dst = autoCacheBytes()
+			continue
+		}
 		n, err := parseSize(c.String(s.flag))
 		if err != nil {
 			return nil, fmt.Errorf("--%s: %w", s.flag, err)
@@ -102,4 +108,17 @@ func (p *vfsParts) close(log *slog.Logger) {
 	if p.store != nil {
 		p.store.Close()
 	}
+}
+
+// autoCacheBytes is the block cache of --cache-size auto (rwxfs serve): an
+// eighth of the machine's memory, from 1 to 8 GiB. The chunk node in the
+// same process writes blocks past the page cache (O_DIRECT), so this cache
+// is what keeps recently written and read data in memory.
+func autoCacheBytes() int64 {
+	const lo, hi = 1 << 30, 8 << 30
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil {
+		return lo
+	}
+	return min(max(int64(si.Totalram)*int64(si.Unit)/8, lo), hi)
 }
