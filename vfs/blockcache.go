@@ -81,39 +81,7 @@ func (c *blockCache) buf(n int) []byte {
 // contents) from the pool of block buffers: once its page is committed it
 // enters the cache as a block (cacheWritten) and returns to the pool when
 // evicted.
-func (v *VFS) pageBuf() []byte {
-	if bp, ok := v.blocks.bufs.Get().(*[]byte); ok {
-		return (*bp)[:pageSize]
-	}
-	select {
-	case b := <-v.pages:
-		return b
-	default:
-	}
-	return make([]byte, pageSize)
-}
-
-// stockPages keeps v.pages full of page buffers whose memory it has
-// touched. A fresh 4 MiB buffer costs 1024 page faults at its first
-// writes; taken inside a WRITE, under the file's lock, they were the
-// largest cost of a burst of writes to a frontend that had not yet filled
-// its cache (NFS WRITE+COMMIT of 256 MiB: 600 MB/s, against 800-970 once
-// buffers were reused). Here they are taken ahead, on a CPU that is
-// otherwise waiting for the disk or the network.
-func (v *VFS) stockPages() {
-	defer v.wg.Done()
-	for {
-		b := make([]byte, pageSize)
-		for i := 0; i < len(b); i += 4096 {
-			b[i] = 0 // make() may hand out memory fresh from the OS, not yet faulted in
-		}
-		select {
-		case v.pages <- b:
-		case <-v.closing:
-			return
-		}
-	}
-}
+func (v *VFS) pageBuf() []byte { return v.blocks.buf(pageSize)[:pageSize] }
 
 // recycle gives a buffer no one references back to the pool.
 func (c *blockCache) recycle(b []byte) {

@@ -50,13 +50,6 @@ type Config struct {
 	// CatchUpTimeout bounds how long an open waits for the cache to catch
 	// up with etcd; past it the inode's cached data is dropped instead.
 	CatchUpTimeout time.Duration
-	// PageStock is how many write buffers of a whole page (4 MiB) a
-	// background goroutine keeps ready with their memory already touched,
-	// so that a burst of large writes does not take the page faults of
-	// fresh memory inside the writes (0 disables it). It matters until the
-	// block cache is full: from then on evicted blocks' buffers are
-	// reused.
-	PageStock int
 	// CompactThreshold is the slice-list length of a chunk beyond which the
 	// chunk is compacted in the background (0 disables compaction).
 	CompactThreshold int
@@ -89,7 +82,6 @@ func DefaultConfig() Config {
 		ReadaheadWorkers:  4,
 		CatchUpTimeout:    2 * time.Second,
 		CompactThreshold:  32,
-		PageStock:         8,
 	}
 }
 
@@ -102,8 +94,6 @@ func (c Config) Validate() error {
 		return errors.New("vfs: FlushIdle must be positive")
 	case c.MergeExtents < 0:
 		return errors.New("vfs: MergeExtents must not be negative")
-	case c.PageStock < 0:
-		return errors.New("vfs: PageStock must not be negative")
 	case c.FlushEager < 0:
 		return errors.New("vfs: FlushEager must not be negative")
 	case c.FlushWorkers < 1 || c.UploadConcurrency < 1 || c.ReadaheadWorkers < 1:

@@ -54,8 +54,7 @@ type VFS struct {
 	slices sliceCache
 	repl   replicaCache
 	blocks *blockCache
-	pages  chan []byte // page buffers with their memory touched (Config.PageStock)
-	disk   *diskCache  // nil when off
+	disk   *diskCache // nil when off
 	w      watcher
 
 	barrier revBarrier
@@ -139,11 +138,6 @@ func New(ctx context.Context, md *metadata.Store, cs *chunkstore.Client, cfg Con
 	}
 	v.wg.Add(1)
 	go v.flusher()
-	if cfg.PageStock > 0 {
-		v.pages = make(chan []byte, cfg.PageStock)
-		v.wg.Add(1)
-		go v.stockPages()
-	}
 	if cfg.CompactThreshold > 0 {
 		v.wg.Add(1)
 		go v.compactor()
