@@ -113,6 +113,37 @@ func BenchmarkClientGet(b *testing.B) {
 	}
 }
 
+// BenchmarkClientGetCold reads each of b.N blocks once, right after they
+// were put: nodes write blocks past the page cache (O_DIRECT), so this is
+// a get from the disk, the baseline of a reader of data it did not cache
+// (vfs BenchmarkSeqRead). BenchmarkClientGet reads a few blocks over and
+// over, from the page cache.
+func BenchmarkClientGetCold(b *testing.B) {
+	_, cl := benchCluster(b, 1, 1)
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		if err := cl.Put(ctx, chunkstore.BlockID{Slice: uint64(i)}, block(uint64(i), benchBlock, false)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var seq atomic.Uint64
+	b.SetBytes(benchBlock)
+	b.SetParallelism(2)
+	cpu := startCPU(b)
+	b.RunParallel(func(pb *testing.PB) {
+		buf := make([]byte, 0, benchBlock)
+		for pb.Next() {
+			id := chunkstore.BlockID{Slice: seq.Add(1) - 1}
+			got, err := cl.Get(ctx, id, buf)
+			if err != nil || len(got) != benchBlock {
+				b.Errorf("get %s: %d bytes, %v", id, len(got), err)
+				return
+			}
+		}
+	})
+	cpu.report()
+}
+
 func compName(comp bool) string {
 	if comp {
 		return "compressible"
