@@ -80,7 +80,10 @@
 //
 // Client (Dial) sends calls over one TCP connection or UDP socket; any
 // number of goroutines may call at once and replies are matched by xid,
-// so one Client keeps many calls in flight. Over UDP a call is resent
+// so one Client keeps many calls in flight. Over TCP small calls are
+// queued for one writer goroutine, so calls made while it is busy share a
+// write(2) (as the server's replies do); a large call (a WRITE's data) is
+// written from its own buffer, after what is queued. Over UDP a call is resent
 // (same xid) with a doubling timeout until it is answered or its context
 // ends. A non-SUCCESS reply is a *ReplyError.
 package rpc
