@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -144,6 +145,7 @@ func (c EmbeddedConfig) Validate() error {
 type Embedded struct {
 	etcd     *embed.Etcd
 	endpoint string
+	rev      atomic.Pointer[appliedRev] // the last revision Revision read
 }
 
 // StartEmbedded starts a single-node etcd in c.Dir and waits until it serves.
@@ -217,10 +219,38 @@ func (e *Embedded) Endpoint() string { return e.endpoint }
 // member, so the revision is at least that of every acknowledged write: it
 // answers what a linearizable read would (Config.LocalRevision) at the cost
 // of a lock, not a round trip through raft.
+//
+// Reading the revision opens a read transaction of etcd's store (half a
+// microsecond, and 12% of a frontend's CPU at 140,000 GETATTRs a second),
+// so the last one read is kept with the applied raft index it was read
+// at: while etcd's committed index has not moved past that index, no
+// write can have been acknowledged since (etcd commits an entry before it
+// applies it, and applies it before it answers), and the kept revision
+// still answers.
 func (e *Embedded) Revision() int64 {
-	tx := e.etcd.Server.KV().Read(mvcc.SharedBufReadTxMode, traceutil.TODO())
-	defer tx.End()
-	return tx.Rev()
+	srv := e.etcd.Server
+	ci := srv.CommittedIndex()
+	if c := e.rev.Load(); c != nil && ci <= c.applied {
+		return c.rev
+	}
+	applied := srv.AppliedIndex() // before the read: everything up to it is in what the read sees
+	tx := srv.KV().Read(mvcc.SharedBufReadTxMode, traceutil.TODO())
+	rev := tx.Rev()
+	tx.End()
+	next := &appliedRev{applied: applied, rev: rev}
+	for {
+		c := e.rev.Load()
+		if c != nil && c.applied >= applied || e.rev.CompareAndSwap(c, next) {
+			return rev
+		}
+	}
+}
+
+// appliedRev is a revision of the embedded etcd and an applied index that
+// was reached before it was read.
+type appliedRev struct {
+	applied uint64
+	rev     int64
 }
 
 // Client returns a client that calls the embedded server in-process: the
