@@ -72,6 +72,14 @@ type Program struct {
 	Idempotent func(vers, proc uint32) bool
 	// ProcName names a procedure for metrics and logs (nil: the number).
 	ProcName func(vers, proc uint32) string
+	// Inline, when set, is offered each call of the program (outside the
+	// duplicate request cache) on the connection's reader goroutine before
+	// it is handed to a worker. It answers like Handler and reports true,
+	// or reports false having done nothing (w is then discarded and the
+	// call goes to Handler). It must never wait: the reader reads nothing
+	// else while it runs. For calls answered from memory (GETATTR of a
+	// cached inode) it saves the handoff to a worker goroutine and back.
+	Inline func(ctx context.Context, c *Call, w *xdr.Writer) (Status, bool)
 }
 
 // Config configures a Server.

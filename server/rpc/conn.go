@@ -31,7 +31,9 @@ type conn struct {
 	replies       chan *xdr.Writer // replies waiting for the writer
 	handlers      sync.WaitGroup   // calls in flight
 	stop          chan struct{}    // closed by stopReading
-	armed, seen   time.Time        // when the reader last set its idle deadline, and last looked for a record (reader only)
+	armed         time.Time        // when the reader last set its idle deadline (reader only)
+	records       uint64           // records read (reader only)
+	armedAt       uint64           // records when the deadline was last set (reader only)
 	stoppingFlag  atomic.Bool      // mu.stopping, for the reader's lock-free look
 	mu            struct {
 		sync.Mutex
@@ -92,9 +94,7 @@ func (c *conn) arm() bool {
 	if c.stoppingFlag.Load() {
 		return false
 	}
-	now := time.Now()
-	c.seen = now
-	if now.Sub(c.armed) < c.s.cfg.IdleTimeout/4 {
+	if time.Since(c.armed) < c.s.cfg.IdleTimeout/4 {
 		return true
 	}
 	c.mu.Lock()
@@ -102,8 +102,8 @@ func (c *conn) arm() bool {
 	if c.mu.stopping {
 		return false
 	}
-	c.armed = now
-	_ = c.nc.SetReadDeadline(now.Add(c.s.cfg.IdleTimeout))
+	c.armed, c.armedAt = time.Now(), c.records
+	_ = c.nc.SetReadDeadline(c.armed.Add(c.s.cfg.IdleTimeout))
 	return true
 }
 
@@ -128,8 +128,8 @@ func (c *conn) readLoop() {
 		if _, err := br.Peek(1); err != nil {
 			<-c.slots
 			if isTimeout(err) && !c.stopping() {
-				if len(c.slots) > 0 || time.Since(c.seen) < c.s.cfg.IdleTimeout {
-					continue // calls in flight, or a deadline armed early: busy, not idle
+				if len(c.slots) > 0 || c.records != c.armedAt {
+					continue // calls in flight, or records since the deadline was set: busy, not idle
 				}
 				c.s.log.Debug("rpc: closing idle connection", "remote", c.remote)
 			} else if !isClosedOrEOF(err) && !c.stopping() {
@@ -156,9 +156,33 @@ func (c *conn) readLoop() {
 			}
 			return
 		}
+		c.records++
+		if c.s.inline && c.inline(bp) {
+			continue
+		}
 		c.handlers.Add(1)
 		c.s.workers.run(func() { c.handle(bp) })
 	}
+}
+
+// inline serves the call in bp on the reader if its program's Inline
+// handler answers it (see Program.Inline); it then owns the slot and bp,
+// as handle does.
+func (c *conn) inline(bp *[]byte) bool {
+	w := c.s.writers.get()
+	handled, send := c.s.tryInline(c.ctx, *bp, c.remote, c.local, w, maxTCPReply)
+	if !handled {
+		c.s.writers.put(w)
+		return false
+	}
+	c.s.bufs.put(bp)
+	if send {
+		c.replies <- w // waits, as a worker would, only when replies back up
+	} else {
+		c.s.writers.put(w)
+	}
+	<-c.slots
+	return true
 }
 
 // handle runs one call; it owns one slot and the record buffer bp.
@@ -175,21 +199,14 @@ func (c *conn) handle(bp *[]byte) {
 	<-c.slots
 }
 
-// batchGap: replies closer together than this are worth gathering into one
-// write(2).
-const batchGap = 50 * time.Microsecond
-
 // writeLoop writes replies as they come, flushing whenever no further
 // reply is queued; after a write error it discards replies until the
 // reader and handlers are done.
 func (c *conn) writeLoop() {
 	bw := bufio.NewWriterSize(c.nc, 64<<10)
 	var err error
-	var last time.Time // when the previous reply was queued
+	batch, lastBatch := 0, 0 // replies in the write(2) being gathered, and in the previous one
 	for w := range c.replies {
-		now := time.Now()
-		busy := now.Sub(last) < batchGap
-		last = now
 		if err == nil {
 			b := w.Bytes()
 			setRecordMark(b)
@@ -197,17 +214,19 @@ func (c *conn) writeLoop() {
 				_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
 			}
 			_, err = bw.Write(b)
-			if err == nil && busy && len(c.replies) == 0 && len(c.slots) > 1 {
-				// Replies come fast and other calls are running: let them
-				// queue their replies so one write(2) carries several (one
-				// per reply cost a sixth of the CPU at 64 GETATTRs in
-				// flight). Not when replies are far apart (large WRITEs):
-				// the yield then only delays this reply behind busy
-				// goroutines, and the client's next WRITE with it.
+			batch++
+			if err == nil && lastBatch > 1 && len(c.replies) == 0 && len(c.slots) > 1 {
+				// Replies come together and other calls are running: let
+				// them queue their replies so one write(2) carries several
+				// (one per reply cost a sixth of the CPU at 64 GETATTRs in
+				// flight). Not when each write carried one reply (large
+				// WRITEs): the yield would only delay this reply behind
+				// busy goroutines, and the client's next WRITE with it.
 				runtime.Gosched()
 			}
 			if err == nil && len(c.replies) == 0 {
 				err = bw.Flush()
+				batch, lastBatch = 0, batch
 			}
 			if err != nil {
 				if !isClosedOrEOF(err) {

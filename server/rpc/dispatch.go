@@ -58,37 +58,61 @@ func (st Status) String() string {
 // sent. maxReply bounds the reply (without mark): a longer one becomes
 // SYSTEM_ERR. rec must stay unchanged until serveCall returns.
 func (s *Server) serveCall(ctx context.Context, rec []byte, remote, local netip.AddrPort, w *xdr.Writer, maxReply int) bool {
+	send, _ := s.dispatch(ctx, rec, remote, local, w, maxReply, false)
+	return send
+}
+
+// tryInline serves rec at once on the calling goroutine (a connection's
+// reader) if its program answers it without waiting (Program.Inline); it
+// reports whether it did. When it did not, nothing was done and w holds
+// nothing to send: the caller hands rec to a worker.
+func (s *Server) tryInline(ctx context.Context, rec []byte, remote, local netip.AddrPort, w *xdr.Writer, maxReply int) (handled, send bool) {
+	send, handled = s.dispatch(ctx, rec, remote, local, w, maxReply, true)
+	return handled, send
+}
+
+// dispatch is serveCall; with inline it runs only the program's Inline
+// handler, and only for a well-formed call outside the duplicate request
+// cache, reporting handled false otherwise.
+func (s *Server) dispatch(ctx context.Context, rec []byte, remote, local netip.AddrPort, w *xdr.Writer, maxReply int, inline bool) (send, handled bool) {
 	cs := &callState{}
 	h := &cs.hdr
 	kind := decodeCall(rec, h, &cs.gids)
+	if inline {
+		p := s.progs[h.prog]
+		if kind != hdrOK || p == nil || p.Inline == nil || h.vers < p.Low || h.vers > p.High ||
+			(s.drc != nil && p.Idempotent != nil && !p.Idempotent(h.vers, h.proc)) {
+			return false, false
+		}
+	}
 	switch kind {
 	case hdrDrop:
 		s.metrics.rejected.WithLabelValues(rejectGarbage).Inc()
 		s.log.Debug("rpc: dropped undecodable record", "remote", remote, "len", len(rec))
-		return false
+		return false, true
 	case hdrRPCMismatch:
 		writeRPCMismatch(w, h.xid)
 		s.countCall("", h, labelRPCMismatch, 0)
-		return true
+		return true, true
 	case hdrBadCred:
 		writeAuthError(w, h.xid, AuthStatBadCred)
 		s.countCall("", h, labelBadCred, 0)
-		return true
+		return true, true
 	case hdrBadVerf:
 		writeAuthError(w, h.xid, AuthStatBadVerf)
 		s.countCall("", h, labelBadVerf, 0)
-		return true
+		return true, true
 	}
 	p := s.progs[h.prog]
 	if p == nil {
 		writeAccepted(w, h.xid, AcceptProgUnavail)
 		s.countCall("", h, labelProgUnavail, 0)
-		return true
+		return true, true
 	}
 	if h.vers < p.Low || h.vers > p.High {
 		writeProgMismatch(w, h.xid, p.Low, p.High)
 		s.countCall(p.Name, h, labelProgMismatch, 0)
-		return true
+		return true, true
 	}
 
 	var key drcKey
@@ -99,13 +123,13 @@ func (s *Server) serveCall(ctx context.Context, rec []byte, remote, local netip.
 		case drcInProgress:
 			s.metrics.drcHits.Inc()
 			s.countCall(p.Name, h, labelDRCDrop, 0)
-			return false
+			return false, true
 		case drcDone:
 			s.metrics.drcHits.Inc()
 			w.Truncate(markLen)
 			copy(w.Extend(len(cached)), cached)
 			s.countCall(p.Name, h, labelDRCReplay, 0)
-			return true
+			return true, true
 		}
 	}
 
@@ -117,16 +141,25 @@ func (s *Server) serveCall(ctx context.Context, rec []byte, remote, local netip.
 		Remote: remote, Local: local,
 	}
 	writeAccepted(w, h.xid, AcceptSuccess)
-	s.metrics.inflight.Inc()
-	status := s.invoke(ctx, p, &cs.call, w)
-	s.metrics.inflight.Dec()
+	var status Status
+	if inline {
+		var ok bool
+		if status, ok = s.invokeInline(ctx, p, &cs.call, w); !ok {
+			w.Truncate(markLen)
+			return false, false
+		}
+	} else {
+		s.metrics.inflight.Inc()
+		status = s.invoke(ctx, p, &cs.call, w)
+		s.metrics.inflight.Dec()
+	}
 	if status == Success && w.Len()-markLen > maxReply {
 		s.log.Warn("rpc: reply too large for the transport", "program", p.Name, "proc", h.proc,
 			"len", w.Len()-markLen, "max", maxReply, "remote", remote)
 		s.metrics.rejected.WithLabelValues(rejectOversized).Inc()
 		status = SystemErr
 	}
-	send := true
+	send = true
 	switch status {
 	case Success:
 	case ProcUnavail:
@@ -158,7 +191,7 @@ func (s *Server) serveCall(ctx context.Context, rec []byte, remote, local netip.
 		s.log.Debug("rpc: call", "program", p.Name, "vers", h.vers, "proc", s.procName(p, h),
 			"xid", h.xid, "remote", remote, "status", status.String(), "duration", time.Since(start))
 	}
-	return send
+	return send, true
 }
 
 // invoke runs the handler, turning a panic into SYSTEM_ERR.
@@ -174,6 +207,18 @@ func (s *Server) invoke(ctx context.Context, p *Program, c *Call, w *xdr.Writer)
 		return ProcUnavail
 	}
 	return p.Handler(ctx, c, w)
+}
+
+// invokeInline is invoke for Program.Inline.
+func (s *Server) invokeInline(ctx context.Context, p *Program, c *Call, w *xdr.Writer) (st Status, ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("rpc: inline handler panicked", "program", p.Name, "vers", c.Vers, "proc", c.Proc,
+				"xid", c.XID, "remote", c.Remote, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			st, ok = SystemErr, true
+		}
+	}()
+	return p.Inline(ctx, c, w)
 }
 
 func (s *Server) procName(p *Program, h *callHeader) string {

@@ -26,6 +26,7 @@ type Server struct {
 	dgrams  *bufPool    // UDP datagram buffers
 	writers *writerPool // reply writers
 	workers *workers    // goroutines that run calls
+	inline  bool        // some program has an Inline handler
 
 	// base is the parent of every handler context; cancel ends it when
 	// Shutdown's grace period runs out.
@@ -75,6 +76,7 @@ func NewServer(cfg Config, progs ...Program) (*Server, error) {
 			p.Name = fmt.Sprint(p.Prog)
 		}
 		s.progs[p.Prog] = &p
+		s.inline = s.inline || p.Inline != nil
 		s.series[p.Prog] = new([maxCachedProcs]atomic.Pointer[procSeries])
 	}
 	if cfg.DRCSize > 0 {
