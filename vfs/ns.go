@@ -55,6 +55,54 @@ func (v *VFS) GetAttr(ctx context.Context, ino Ino) (Attr, error) {
 	return v.readOverlaid(ino, func() (Attr, error) { return v.freshAttr(ctx, ino) })
 }
 
+// TryGetAttr is GetAttr when it can answer at once, from memory: with the
+// Store's local revision as the barrier (no request), the watch already at
+// that revision, the attributes cached and the file's buffer state not
+// locked by someone else. ok false means "call GetAttr". It never waits or
+// does I/O, so the NFS frontend runs it on a connection's reader
+// (rpc.Program.Inline); what it returns is what GetAttr would.
+func (v *VFS) TryGetAttr(ino Ino) (Attr, bool) {
+	if v.closed.Load() {
+		return Attr{}, false
+	}
+	rev, ok := v.md.LocalRevision()
+	if !ok {
+		return Attr{}, false
+	}
+	f := v.lookupFile(ino)
+	var gen uint64
+	if f != nil {
+		if !f.mu.TryLock() {
+			return Attr{}, false
+		}
+		gen = f.mu.commitGen
+		f.mu.Unlock()
+	}
+	v.w.mu.Lock()
+	caught := v.w.rev >= rev
+	v.w.mu.Unlock()
+	if !caught {
+		return Attr{}, false
+	}
+	a, ok := v.attrs.get(ino)
+	if !ok {
+		return Attr{}, false
+	}
+	if f == nil || a.Type != metadata.TypeFile {
+		return a, true
+	}
+	// As readOverlaid: a flush that finished since gen was read may have
+	// dropped buffers that a does not show yet.
+	if !f.mu.TryLock() {
+		return Attr{}, false
+	}
+	defer f.mu.Unlock()
+	if f.mu.commitGen != gen {
+		return Attr{}, false
+	}
+	return v.overlayAttrLocked(f, a), true
+}
+
 // SetAttr changes attributes (see metadata.Store.SetAttr for the rules). A
 // size change first drops buffered data beyond the new size and commits
 // the rest, then truncates in metadata, all while no flush of the file

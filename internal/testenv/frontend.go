@@ -18,9 +18,10 @@ type FrontendOption func(*server.Config)
 // a Stack, listening on 127.0.0.1. Restart replaces the process's parts the
 // way a restarted frontend process would.
 type Frontend struct {
-	t     testing.TB
-	stack *Stack
-	cfg   server.Config
+	t         testing.TB
+	stack     *Stack
+	cfg       server.Config
+	inProcess bool // over in-process instances (NewInProcessInstance), as rwxfs serve
 
 	mu struct {
 		sync.Mutex
@@ -35,11 +36,25 @@ type Frontend struct {
 // keyed by the filesystem's secret. It is shut down when the test ends.
 func StartFrontend(t testing.TB, s *Stack, opts ...FrontendOption) *Frontend {
 	t.Helper()
+	return startFrontend(t, s, false, opts)
+}
+
+// StartInProcessFrontend is StartFrontend as rwxfs serve runs its frontend:
+// over instances that use the embedded etcd in-process, with the local
+// revision as the open path's barrier (so GETATTR can be answered on the
+// connection's reader).
+func StartInProcessFrontend(t testing.TB, s *Stack, opts ...FrontendOption) *Frontend {
+	t.Helper()
+	return startFrontend(t, s, true, opts)
+}
+
+func startFrontend(t testing.TB, s *Stack, inProcess bool, opts []FrontendOption) *Frontend {
+	t.Helper()
 	cfg := server.Config{Addr: "127.0.0.1:0", NoUDP: true}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	f := &Frontend{t: t, stack: s, cfg: cfg}
+	f := &Frontend{t: t, stack: s, cfg: cfg, inProcess: inProcess}
 	f.startLocked(t, cfg.Addr)
 	t.Cleanup(func() { f.Close() })
 	return f
@@ -50,6 +65,10 @@ func StartFrontend(t testing.TB, s *Stack, opts ...FrontendOption) *Frontend {
 func (f *Frontend) startLocked(t testing.TB, addr string) {
 	t.Helper()
 	in := f.stack.NewInstance()
+	if f.inProcess {
+		in.Close(t)
+		in = f.stack.NewInProcessInstance()
+	}
 	cfg := f.cfg
 	cfg.Addr = addr
 	srv, err := server.Start(in.VFS, in.Store.Info().Secret, cfg)

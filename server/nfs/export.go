@@ -117,11 +117,10 @@ func newExports(store *metadata.Store, ttl time.Duration) *exports {
 // get returns volume id's export, wrapping ErrStaleHandle if the volume
 // does not exist.
 func (x *exports) get(ctx context.Context, id uint32) (*export, error) {
-	now := time.Now()
 	x.mu.Lock()
 	e := x.mu.m[id]
 	x.mu.Unlock()
-	if e != nil && now.Sub(e.at) < x.ttl {
+	if e != nil && time.Since(e.at) < x.ttl { // monotonic clock only
 		return e, nil
 	}
 	v, err, _ := x.sf.Do(strconv.FormatUint(uint64(id), 10), func() (any, error) {
@@ -145,6 +144,18 @@ func (x *exports) get(ctx context.Context, id uint32) (*export, error) {
 		return nil, err
 	}
 	return v.(*export), nil
+}
+
+// cached returns volume id's export if the cache has it and it is within
+// ttl (no I/O; nil otherwise).
+func (x *exports) cached(id uint32) *export {
+	x.mu.Lock()
+	e := x.mu.m[id]
+	x.mu.Unlock()
+	if e != nil && time.Since(e.at) < x.ttl {
+		return e
+	}
+	return nil
 }
 
 // put caches vol as read now and returns its export.

@@ -1,9 +1,11 @@
 package nfs
 
 import (
+	"context"
 	"time"
 
 	"github.com/rwxfs/rwxfs/server/rpc"
+	"github.com/rwxfs/rwxfs/server/xdr"
 )
 
 // GETATTR: the attributes read from etcd (vfs.GetAttr is an open-path
@@ -19,6 +21,37 @@ func (x *call) getattr() rpc.Status {
 		putFattr(x.w, &a)
 	}
 	return rpc.Success
+}
+
+// serveInline answers, on the connection's reader, the calls it can from
+// memory: GETATTR of a handle it has verified before, on a volume whose
+// export it holds, of an inode whose attributes vfs has cached and may
+// answer with at once (vfs.TryGetAttr). Anything else, and any error, goes
+// to the worker path (serveNFS), which gives the same answer after the
+// same checks.
+func (s *Service) serveInline(_ context.Context, c *rpc.Call, w *xdr.Writer) (rpc.Status, bool) {
+	if c.Proc != procGetattr {
+		return rpc.Success, false
+	}
+	b := c.Args.Opaque(maxHandleBytes)
+	if c.Args.Err() != nil {
+		return rpc.Success, false
+	}
+	fh, err := s.handles.decode(b)
+	if err != nil {
+		return rpc.Success, false
+	}
+	exp := s.exports.cached(fh.Vol)
+	if exp == nil || !exp.allows(c.Remote.Addr()) {
+		return rpc.Success, false
+	}
+	a, ok := s.v.TryGetAttr(fh.Ino)
+	if !ok || !fh.matches(&a) {
+		return rpc.Success, false
+	}
+	w.Uint32(uint32(nfsOK))
+	putFattr(w, &a)
+	return rpc.Success, true
 }
 
 // SETATTR: one vfs.SetAttr (one metadata transaction, the guard's ctime

@@ -138,6 +138,7 @@ func (s *Service) Programs() []rpc.Program {
 		{
 			Prog: ProgNFS, Low: 3, High: 3, Name: "nfs",
 			Handler:    s.serveNFS,
+			Inline:     s.serveInline,
 			Idempotent: func(_, proc uint32) bool { return nfsIdempotent(proc) },
 			ProcName:   func(_, proc uint32) string { return procName(nfsProcNames[:], proc) },
 		},

@@ -14,10 +14,20 @@ import (
 
 // TestTwoFrontends runs two frontends over one etcd: handles are the
 // same on both, and data committed through one is read through the other.
+//
+// It runs twice: with both frontends joining etcd over the network, and
+// with A in etcd's process as rwxfs serve runs (its GETATTRs are then
+// answered on the connection's reader from the watched cache, behind the
+// local revision): A must still see every change B made before.
 func TestTwoFrontends(t *testing.T) {
 	t.Parallel()
+	t.Run("network", func(t *testing.T) { testTwoFrontends(t, testenv.StartFrontend) })
+	t.Run("A-in-process", func(t *testing.T) { testTwoFrontends(t, testenv.StartInProcessFrontend) })
+}
+
+func testTwoFrontends(t *testing.T, startA func(testing.TB, *testenv.Stack, ...testenv.FrontendOption) *testenv.Frontend) {
 	s := testenv.StartStack(t, testenv.StackOptions{})
-	fa, fb := testenv.StartFrontend(t, s), testenv.StartFrontend(t, s)
+	fa, fb := startA(t, s), testenv.StartFrontend(t, s)
 	a := newClient(t, dialClient(t, fa.Addr()), rootCred)
 	b := newClient(t, dialClient(t, fb.Addr()), rootCred)
 	ra, rb := a.mustMount(exportPath("vol")), b.mustMount(exportPath("vol"))
@@ -61,10 +71,27 @@ func TestTwoFrontends(t *testing.T) {
 	} else if r.Verf == verfA {
 		t.Errorf("frontends A and B have the same write verifier %x", verfA)
 	}
-	a.mustGetattr(fh)
+	if at := a.mustGetattr(fh); at.Size != uint64(len(data)) {
+		t.Errorf("size on A after B's overwrite: %d, want %d", at.Size, len(data))
+	}
 	if r := a.read(fh, 0, 10); string(r.Data) != "FRONTEND B" {
 		t.Errorf("READ on A after B's FILE_SYNC write: %q", r.Data)
 	}
+	// Every GETATTR on A answers B's last stable write. The second one of
+	// each round finds A's cache filled by the first, so an in-process A
+	// answers it on the connection's reader.
+	for i := 1; i <= 20; i++ {
+		end := uint64(len(data) + i*100)
+		if r := b.write(fh, end-1, []byte{'!'}, fileSync); r.Status != nfsOK {
+			t.Fatalf("WRITE FILE_SYNC on B: %s", statusName(r.Status))
+		}
+		for j := range 2 {
+			if at := a.mustGetattr(fh); at.Size != end {
+				t.Fatalf("round %d, GETATTR %d: size on A after B extended the file to %d: %d", i, j, end, at.Size)
+			}
+		}
+	}
+	data = append(data, make([]byte, 20*100)...)
 
 	// Namespace changes are seen across frontends too.
 	if st := b.rename(rb, "shared", rb, "renamed"); st != nfsOK {
