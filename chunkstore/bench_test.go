@@ -92,22 +92,7 @@ func BenchmarkClientGet(b *testing.B) {
 					}
 				}
 				time.Sleep(200 * time.Millisecond) // let stragglers land
-				var seq atomic.Uint64
-				b.SetBytes(benchBlock)
-				b.SetParallelism(2)
-				cpu := startCPU(b)
-				b.RunParallel(func(pb *testing.PB) {
-					buf := make([]byte, 0, benchBlock)
-					for pb.Next() {
-						id := chunkstore.BlockID{Slice: seq.Add(1) % n}
-						got, err := cl.Get(ctx, id, buf)
-						if err != nil || len(got) != benchBlock {
-							b.Errorf("get %s: %d bytes, %v", id, len(got), err)
-							return
-						}
-					}
-				})
-				cpu.report()
+				benchGets(b, cl, func(i uint64) uint64 { return i % n })
 			})
 		}
 	}
@@ -126,6 +111,13 @@ func BenchmarkClientGetCold(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	benchGets(b, cl, func(i uint64) uint64 { return i })
+}
+
+// benchGets times b.N gets of whole blocks, two goroutines per core; get
+// i reads the block of slice slice(i), i counting from 0.
+func benchGets(b *testing.B, cl *chunkstore.Client, slice func(i uint64) uint64) {
+	ctx := context.Background()
 	var seq atomic.Uint64
 	b.SetBytes(benchBlock)
 	b.SetParallelism(2)
@@ -133,7 +125,7 @@ func BenchmarkClientGetCold(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		buf := make([]byte, 0, benchBlock)
 		for pb.Next() {
-			id := chunkstore.BlockID{Slice: seq.Add(1) - 1}
+			id := chunkstore.BlockID{Slice: slice(seq.Add(1) - 1)}
 			got, err := cl.Get(ctx, id, buf)
 			if err != nil || len(got) != benchBlock {
 				b.Errorf("get %s: %d bytes, %v", id, len(got), err)
