@@ -91,7 +91,6 @@ func testTwoFrontends(t *testing.T, startA func(testing.TB, *testenv.Stack, ...t
 			}
 		}
 	}
-	data = append(data, make([]byte, 20*100)...)
 
 	// Namespace changes are seen across frontends too.
 	if st := b.rename(rb, "shared", rb, "renamed"); st != nfsOK {
