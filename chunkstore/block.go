@@ -504,14 +504,24 @@ func VerifyBlock(enc []byte) error {
 	return err
 }
 
-// verifyBlockHeader is VerifyBlock that also returns the parsed header.
-func verifyBlockHeader(enc []byte) (*Header, error) {
+// checkBlockHeader parses enc's header and checks that enc has the length
+// it gives; the frames are not checked.
+func checkBlockHeader(enc []byte) (*Header, error) {
 	h, err := ParseHeader(enc)
 	if err != nil {
 		return nil, err
 	}
 	if got := h.EncodedLen(); int64(len(enc)) != got {
 		return nil, &CorruptionError{ID: h.ID, Frame: -1, Reason: fmt.Sprintf("encoded length %d, header says %d", len(enc), got)}
+	}
+	return h, nil
+}
+
+// verifyBlockHeader is VerifyBlock that also returns the parsed header.
+func verifyBlockHeader(enc []byte) (*Header, error) {
+	h, err := checkBlockHeader(enc)
+	if err != nil {
+		return nil, err
 	}
 	if len(h.Frames) == 0 {
 		return h, nil

@@ -58,14 +58,10 @@ var _ http.Handler = (*Node)(nil)
 // request can name a file outside the data folder, whatever its encoding
 // (.., %2e%2e, %2f).
 func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	n.mu.Lock()
-	if n.mu.closing {
-		n.mu.Unlock()
+	if !n.enter() {
 		http.Error(w, "chunk node closing", http.StatusServiceUnavailable)
 		return
 	}
-	n.mu.handlers.Add(1)
-	n.mu.Unlock()
 	defer n.mu.handlers.Done()
 
 	sw := &statusWriter{ResponseWriter: w}

@@ -9,12 +9,24 @@ import (
 
 // A client in the process of a node (rwxfs serve: one chunk node beside the
 // NFS frontend) reaches that node through PutLocal and GetLocal instead of
-// HTTP over loopback (ClientConfig.Local). The block takes the same path through the
-// node as an HTTP PUT (a put slot, the free-space check, a durable store,
+// HTTP over loopback (ClientConfig.Local). A put takes the same path through
+// the node as an HTTP PUT (a put slot, the free-space check, a durable store,
 // the same metrics) without being copied into a socket and out of it,
 // and without the node re-checking frame CRCs that the encoder in the same
 // process computed a moment before: those checks guard bytes that crossed
 // a network. The header is still checked, so a block always names itself.
+
+// enter registers a request (HTTP or local) that Close waits for; false
+// once the node is closing. The caller calls n.mu.handlers.Done when done.
+func (n *Node) enter() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mu.closing {
+		return false
+	}
+	n.mu.handlers.Add(1)
+	return true
+}
 
 // takePutSlot waits for one of MaxConcurrentPuts put slots; false if ctx
 // ended first.
@@ -47,13 +59,9 @@ func (n *Node) checkSpace(need int64) error {
 // for a client in this process; it returns once the block is durable, as a
 // PUT's 200 does. enc is only read.
 func (n *Node) PutLocal(ctx context.Context, id BlockID, enc []byte) (err error) {
-	n.mu.Lock()
-	if n.mu.closing {
-		n.mu.Unlock()
+	if !n.enter() {
 		return fmt.Errorf("chunk node %s: %w", n.id, ErrNodeClosed)
 	}
-	n.mu.handlers.Add(1)
-	n.mu.Unlock()
 	defer n.mu.handlers.Done()
 	start := time.Now()
 	defer func() { n.metrics.observeLocal(opPut, err, start) }()
@@ -68,12 +76,9 @@ func (n *Node) PutLocal(ctx context.Context, id BlockID, enc []byte) (err error)
 	if err := n.checkSpace(int64(len(enc))); err != nil {
 		return err
 	}
-	h, err := ParseHeader(enc)
+	h, err := checkBlockHeader(enc)
 	if err != nil {
 		return err
-	}
-	if got := h.EncodedLen(); int64(len(enc)) != got {
-		return &CorruptionError{ID: h.ID, Frame: -1, Reason: fmt.Sprintf("encoded length %d, header says %d", len(enc), got)}
 	}
 	if h.ID != id {
 		return fmt.Errorf("%w: block holds %s, put names %s", ErrIDMismatch, h.ID, id)
@@ -95,13 +100,9 @@ func (n *Node) PutLocal(ctx context.Context, id BlockID, enc []byte) (err error)
 // response. A corrupt copy is quarantined and reported as the GET path
 // does (the client then tries another replica and repairs this one).
 func (n *Node) GetLocal(ctx context.Context, id BlockID, dst []byte) (raw []byte, err error) {
-	n.mu.Lock()
-	if n.mu.closing {
-		n.mu.Unlock()
+	if !n.enter() {
 		return dst, fmt.Errorf("chunk node %s: %w", n.id, ErrNodeClosed)
 	}
-	n.mu.handlers.Add(1)
-	n.mu.Unlock()
 	defer n.mu.handlers.Done()
 	start := time.Now()
 	defer func() { n.metrics.observeLocal(opGet, err, start) }()
@@ -128,8 +129,8 @@ func (n *Node) GetLocal(ctx context.Context, id BlockID, dst []byte) (raw []byte
 	return raw, nil
 }
 
-// localStatus is the HTTP status a local put's error would have had, for
-// the request metrics.
+// localStatus is the HTTP status a local request's error would have had,
+// for the request metrics.
 func localStatus(err error) int {
 	switch {
 	case err == nil:
