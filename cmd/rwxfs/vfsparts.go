@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rwxfs/rwxfs/chunkstore"
 	"github.com/rwxfs/rwxfs/metadata"
 	"github.com/rwxfs/rwxfs/vfs"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 )
 
 // vfsParts are a frontend's metadata store, chunk client and vfs (the NFS

@@ -64,10 +64,11 @@ func startFrontend(t testing.TB, s *Stack, inProcess bool, opts []FrontendOption
 // holds f.mu or has not published f yet).
 func (f *Frontend) startLocked(t testing.TB, addr string) {
 	t.Helper()
-	in := f.stack.NewInstance()
+	var in *Instance
 	if f.inProcess {
-		in.Close(t)
 		in = f.stack.NewInProcessInstance()
+	} else {
+		in = f.stack.NewInstance()
 	}
 	cfg := f.cfg
 	cfg.Addr = addr

@@ -170,7 +170,7 @@ func (c *conn) readLoop() {
 // as handle does.
 func (c *conn) inline(bp *[]byte) bool {
 	w := c.s.writers.get()
-	handled, send := c.s.tryInline(c.ctx, *bp, c.remote, c.local, w, maxTCPReply)
+	send, handled := c.s.dispatch(c.ctx, *bp, c.remote, c.local, w, maxTCPReply, true)
 	if !handled {
 		c.s.writers.put(w)
 		return false

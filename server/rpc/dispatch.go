@@ -62,18 +62,10 @@ func (s *Server) serveCall(ctx context.Context, rec []byte, remote, local netip.
 	return send
 }
 
-// tryInline serves rec at once on the calling goroutine (a connection's
-// reader) if its program answers it without waiting (Program.Inline); it
-// reports whether it did. When it did not, nothing was done and w holds
-// nothing to send: the caller hands rec to a worker.
-func (s *Server) tryInline(ctx context.Context, rec []byte, remote, local netip.AddrPort, w *xdr.Writer, maxReply int) (handled, send bool) {
-	send, handled = s.dispatch(ctx, rec, remote, local, w, maxReply, true)
-	return handled, send
-}
-
-// dispatch is serveCall; with inline it runs only the program's Inline
-// handler, and only for a well-formed call outside the duplicate request
-// cache, reporting handled false otherwise.
+// dispatch is serveCall; with inline (on a connection's reader) it runs
+// only the program's Inline handler, and only for a well-formed call
+// outside the duplicate request cache. handled false means nothing was
+// done and w holds nothing to send: the caller hands rec to a worker.
 func (s *Server) dispatch(ctx context.Context, rec []byte, remote, local netip.AddrPort, w *xdr.Writer, maxReply int, inline bool) (send, handled bool) {
 	cs := &callState{}
 	h := &cs.hdr
@@ -141,17 +133,12 @@ func (s *Server) dispatch(ctx context.Context, rec []byte, remote, local netip.A
 		Remote: remote, Local: local,
 	}
 	writeAccepted(w, h.xid, AcceptSuccess)
-	var status Status
-	if inline {
-		var ok bool
-		if status, ok = s.invokeInline(ctx, p, &cs.call, w); !ok {
-			w.Truncate(markLen)
-			return false, false
-		}
-	} else {
-		s.metrics.inflight.Inc()
-		status = s.invoke(ctx, p, &cs.call, w)
-		s.metrics.inflight.Dec()
+	s.metrics.inflight.Inc()
+	status, ok := s.invoke(ctx, p, &cs.call, w, inline)
+	s.metrics.inflight.Dec()
+	if !ok {
+		w.Truncate(markLen)
+		return false, false
 	}
 	if status == Success && w.Len()-markLen > maxReply {
 		s.log.Warn("rpc: reply too large for the transport", "program", p.Name, "proc", h.proc,
@@ -194,31 +181,23 @@ func (s *Server) dispatch(ctx context.Context, rec []byte, remote, local netip.A
 	return send, true
 }
 
-// invoke runs the handler, turning a panic into SYSTEM_ERR.
-func (s *Server) invoke(ctx context.Context, p *Program, c *Call, w *xdr.Writer) (st Status) {
+// invoke runs the handler (the Inline one with inline), turning a panic
+// into SYSTEM_ERR; ok is false when an Inline handler declined the call.
+func (s *Server) invoke(ctx context.Context, p *Program, c *Call, w *xdr.Writer, inline bool) (st Status, ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("rpc: handler panicked", "program", p.Name, "vers", c.Vers, "proc", c.Proc,
-				"xid", c.XID, "remote", c.Remote, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			st = SystemErr
-		}
-	}()
-	if p.Handler == nil {
-		return ProcUnavail
-	}
-	return p.Handler(ctx, c, w)
-}
-
-// invokeInline is invoke for Program.Inline.
-func (s *Server) invokeInline(ctx context.Context, p *Program, c *Call, w *xdr.Writer) (st Status, ok bool) {
-	defer func() {
-		if r := recover(); r != nil {
-			s.log.Error("rpc: inline handler panicked", "program", p.Name, "vers", c.Vers, "proc", c.Proc,
-				"xid", c.XID, "remote", c.Remote, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				"xid", c.XID, "remote", c.Remote, "inline", inline, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			st, ok = SystemErr, true
 		}
 	}()
-	return p.Inline(ctx, c, w)
+	switch {
+	case inline:
+		return p.Inline(ctx, c, w)
+	case p.Handler == nil:
+		return ProcUnavail, true
+	}
+	return p.Handler(ctx, c, w), true
 }
 
 func (s *Server) procName(p *Program, h *callHeader) string {
