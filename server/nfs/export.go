@@ -117,10 +117,7 @@ func newExports(store *metadata.Store, ttl time.Duration) *exports {
 // get returns volume id's export, wrapping ErrStaleHandle if the volume
 // does not exist.
 func (x *exports) get(ctx context.Context, id uint32) (*export, error) {
-	x.mu.Lock()
-	e := x.mu.m[id]
-	x.mu.Unlock()
-	if e != nil && time.Since(e.at) < x.ttl { // monotonic clock only
+	if e := x.cached(id); e != nil {
 		return e, nil
 	}
 	v, err, _ := x.sf.Do(strconv.FormatUint(uint64(id), 10), func() (any, error) {
@@ -147,7 +144,7 @@ func (x *exports) get(ctx context.Context, id uint32) (*export, error) {
 }
 
 // cached returns volume id's export if the cache has it and it is within
-// ttl (no I/O; nil otherwise).
+// ttl (no I/O; nil otherwise). It reads the monotonic clock only.
 func (x *exports) cached(id uint32) *export {
 	x.mu.Lock()
 	e := x.mu.m[id]
