@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rwxfs/rwxfs/internal/bufstock"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sync/errgroup"
 )
@@ -153,8 +154,8 @@ type Client struct {
 	http    *http.Client
 	tr      *http.Transport
 	metrics *clientMetrics
-	bufs    sync.Pool // *[]byte, for response bodies
-	encBufs sync.Pool // *[]byte, for encoded blocks being put
+	bufs    sync.Pool       // *[]byte, for response bodies
+	encBufs *bufstock.Stock // for encoded blocks being put
 	// encoders bounds the blocks being encoded at once to the CPUs but
 	// one: encoding is all CPU, and many encodes at once (16 uploads of
 	// each of several files) queued a frontend's network goroutines behind
@@ -216,7 +217,7 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		repair:  make(chan repairTask, cfg.RepairQueue),
 	}
 	c.bufs.New = func() any { b := make([]byte, 0, MaxEncodedSize); return &b }
-	c.encBufs.New = func() any { b := make([]byte, 0, MaxEncodedSize); return &b }
+	c.encBufs = bufstock.New(MaxEncodedSize, 2*cfg.PutConcurrency)
 	c.encoders = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))
 	c.mu.down = map[string]time.Time{}
 	c.mu.full = map[string]time.Time{}
@@ -318,26 +319,21 @@ func (c *Client) PutWith(ctx context.Context, id BlockID, raw []byte, opts PutOp
 	if len(raw) > MaxBlockSize {
 		return fmt.Errorf("chunkstore: put %s: %d bytes: %w", id, len(raw), ErrBlockTooLarge)
 	}
-	bp := c.encBufs.Get().(*[]byte)
 	select {
 	case c.encoders <- struct{}{}:
 	case <-ctx.Done():
-		c.encBufs.Put(bp)
 		return fmt.Errorf("chunkstore: put %s: %w", id, ctx.Err())
 	}
-	enc, err := AppendEncodeBlock((*bp)[:0], id, raw)
+	enc, err := AppendEncodeBlock(c.encBufs.Get(), id, raw)
 	<-c.encoders
 	if err != nil {
-		c.encBufs.Put(bp)
+		c.encBufs.Put(enc)
 		return fmt.Errorf("chunkstore: put %s: %w", id, err)
 	}
-	// The buffer goes back to the pool when the last replica write using
+	// The buffer goes back to the stock when the last replica write using
 	// it has finished, which may be after Put returns.
 	r, w := c.rw(opts)
-	return c.putEncoded(ctx, id, enc, r, w, func() {
-		*bp = enc[:0]
-		c.encBufs.Put(bp)
-	})
+	return c.putEncoded(ctx, id, enc, r, w, func() { c.encBufs.Put(enc) })
 }
 
 // Block is one block for PutMany.

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/rwxfs/rwxfs/chunkstore"
+	"github.com/rwxfs/rwxfs/internal/bufstock"
 )
 
 // blockCache is a bytes-bounded LRU of decoded blocks keyed by BlockID.
@@ -27,7 +28,7 @@ import (
 // would then miss on every block).
 type blockCache struct {
 	limit int64
-	bufs  sync.Pool // *[]byte of capacity MaxBlockSize
+	bufs  *bufstock.Stock // buffers of capacity MaxBlockSize
 	mu    struct {
 		sync.Mutex
 		size     int64
@@ -70,9 +71,7 @@ type blockCall struct {
 // is a full block.
 func (c *blockCache) buf(n int) []byte {
 	if n == chunkstore.MaxBlockSize {
-		if bp, ok := c.bufs.Get().(*[]byte); ok {
-			return (*bp)[:0]
-		}
+		return c.bufs.Get()
 	}
 	return make([]byte, 0, n)
 }
@@ -85,10 +84,7 @@ func (v *VFS) pageBuf() []byte { return v.blocks.buf(pageSize)[:pageSize] }
 
 // recycle gives a buffer no one references back to the pool.
 func (c *blockCache) recycle(b []byte) {
-	if cap(b) == chunkstore.MaxBlockSize {
-		b = b[:0]
-		c.bufs.Put(&b)
-	}
+	c.bufs.Put(b)
 }
 
 // sameArray reports whether a and b share their first element's storage.
@@ -96,8 +92,15 @@ func sameArray(a, b []byte) bool {
 	return cap(a) > 0 && cap(b) > 0 && &a[:1][0] == &b[:1][0]
 }
 
-func newBlockCache(limit int64) *blockCache {
-	c := &blockCache{limit: limit}
+// reservePages is how many page buffers make bytes of Config.WriteReserve.
+func reservePages(bytes int64) int { return int(min(bytes/pageSize, 1<<20)) }
+
+// newBlockCache returns a cache of limit bytes whose stock of unused
+// buffers keeps reserve of them, or up to 16 (64 MiB) and at most a
+// quarter of the cache's size.
+func newBlockCache(limit int64, reserve int) *blockCache {
+	keep := max(reserve, int(min(16, limit/(4*chunkstore.MaxBlockSize))), 1)
+	c := &blockCache{limit: limit, bufs: bufstock.New(chunkstore.MaxBlockSize, keep)}
 	c.mu.lru = list.New()
 	c.mu.m = map[chunkstore.BlockID]*list.Element{}
 	c.mu.inflight = map[chunkstore.BlockID]*blockCall{}

@@ -43,3 +43,6 @@ func BarrierFallbacks(v *VFS) int64 { return v.w.fallbacks.Load() }
 
 // ProgressNotifies is how many progress notifications the watch received.
 func ProgressNotifies(v *VFS) int64 { return v.w.progress.Load() }
+
+// StockedBuffers is how many unused block buffers v keeps.
+func StockedBuffers(v *VFS) int { return v.blocks.bufs.Len() }

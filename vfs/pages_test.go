@@ -59,7 +59,7 @@ func TestRunUploads(t *testing.T) {
 // TestBlockCacheDropBehind: a demoted block is the next evicted; an
 // inserted block is served by lookup.
 func TestBlockCacheDropBehind(t *testing.T) {
-	c := newBlockCache(3 << 10)
+	c := newBlockCache(3<<10, 0)
 	id := func(i uint32) chunkstore.BlockID { return chunkstore.BlockID{Slice: 1, Index: i} }
 	for i := uint32(0); i < 3; i++ {
 		c.insert(id(i), bytes.Repeat([]byte{byte(i)}, 1<<10))

@@ -108,7 +108,7 @@ func New(ctx context.Context, md *metadata.Store, cs *chunkstore.Client, cfg Con
 		kick:      make(chan struct{}, 1),
 		raSem:     make(chan struct{}, cfg.ReadaheadWorkers),
 		compactQ:  make(chan chunkKey, 256),
-		blocks:    newBlockCache(cfg.BlockCacheBytes),
+		blocks:    newBlockCache(cfg.BlockCacheBytes, reservePages(cfg.WriteReserve)),
 		readahead: min(cfg.Readahead, cfg.BlockCacheBytes/2),
 	}
 	if _, err := rand.Read(v.verf[:]); err != nil {
@@ -134,6 +134,13 @@ func New(ctx context.Context, md *metadata.Store, cs *chunkstore.Client, cfg Con
 		go func() {
 			defer v.wg.Done()
 			v.disk.run()
+		}()
+	}
+	if n := reservePages(cfg.WriteReserve); n > 0 {
+		v.wg.Add(1)
+		go func() {
+			defer v.wg.Done()
+			v.blocks.bufs.Fill(n, v.closing)
 		}()
 	}
 	v.wg.Add(1)

@@ -40,6 +40,8 @@ func frontendFlags(addr, portmap, metrics string, replicas int, cache string) []
 		&cli.StringFlag{Name: "disk-cache-dir", Usage: "folder of the local block cache on disk (off when unset)"},
 		&cli.StringFlag{Name: "disk-cache-size", Value: "0", Usage: "bytes of the local disk cache (0: off)"},
 		&cli.StringFlag{Name: "max-dirty", Value: "256MiB", Usage: "bytes of unstable writes buffered before writers wait"},
+		&cli.StringFlag{Name: "write-reserve", Value: "auto",
+			Usage: `write buffers allocated at start, their memory backed, so that the first writes do not wait for the kernel to provide it ("auto": as much as --max-dirty; 0: none)`},
 		&cli.BoolFlag{Name: "pprof", Usage: "also serve Go's profiler at /debug/pprof/ on --metrics-addr"},
 		&cli.DurationFlag{Name: "shutdown-grace", Value: 30 * time.Second,
 			Usage: "on SIGTERM, how long calls in flight may take to finish before they are cancelled"},

@@ -32,7 +32,7 @@ type vfsOptions struct {
 
 // openVFS opens the metadata store, the chunk store client and a vfs over
 // mc, from the flags replicas, write-quorum, cache-size, disk-cache-dir,
-// disk-cache-size and max-dirty.
+// disk-cache-size, max-dirty and write-reserve.
 func openVFS(ctx context.Context, c *cli.Context, log *slog.Logger, mc *metaConn, o vfsOptions) (_ *vfsParts, err error) {
 	p := &vfsParts{}
 	defer func() {
@@ -83,6 +83,18 @@ func openVFS(ctx context.Context, c *cli.Context, log *slog.Logger, mc *metaConn
 			return nil, fmt.Errorf("--%s: %w", s.flag, err)
 		}
 		*s.dst = int64(min(n, 1<<62))
+	}
+	// --write-reserve exists on the frontends (serve, nfs), not on mounts.
+	switch r := c.String("write-reserve"); r {
+	case "":
+	case "auto":
+		vcfg.WriteReserve = vcfg.MaxDirty
+	default:
+		n, err := parseSize(r)
+		if err != nil {
+			return nil, fmt.Errorf("--write-reserve: %w", err)
+		}
+		vcfg.WriteReserve = int64(min(n, 1<<62))
 	}
 	vcfg.DiskCacheDir = c.String("disk-cache-dir")
 	if vcfg.DiskCacheBytes > 0 && vcfg.DiskCacheDir == "" {

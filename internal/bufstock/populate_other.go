@@ -1,0 +1,5 @@
+//go:build !linux
+
+package bufstock
+
+func populate(b []byte) {}
