@@ -12,11 +12,11 @@ import (
 	"github.com/pierrec/lz4/v4"
 )
 
-// Block format, version 1 (all integers little-endian):
+// Block format, versions 1 and 2 (all integers little-endian):
 //
 //	offset  size  field
 //	0       4     magic "RWXB"
-//	4       1     version (1)
+//	4       1     version (1 or 2)
 //	5       3     reserved, zero
 //	8       8     slice id
 //	16      4     block index
@@ -26,7 +26,18 @@ import (
 //	32      8*n   frame table, one entry per frame:
 //	                4  stored length of the frame (1..frame raw length)
 //	                4  CRC32C of the frame's raw (uncompressed) bytes
-//	32+8n   ...   the frames' stored bytes, back to back, in order
+//	32+8n   ...   version 1: the frames' stored bytes, back to back, in order
+//	32+8n   ...   version 2: zero bytes up to the next multiple of 4096
+//	               (dataAlign), then the frames as in version 1
+//
+// Version 2 differs only in where the frames start: on a 4 KiB boundary,
+// so that the frames of a block whose frames are all stored raw are the
+// writer's buffer itself, written to the disk with O_DIRECT without being
+// copied into an encoding buffer first (encodeRawHead; docs/chunkstore.md).
+// The encoder writes version 2 for blocks of alignedMin raw bytes or more
+// (the padding, under 4 KiB, is then under 0.4% of the block) and version
+// 1 for smaller ones; decoders read both. The padding is not covered by a
+// CRC: a whole-block decode checks that it is zero.
 //
 // Frame i holds raw bytes [i*FrameSize, min((i+1)*FrameSize, raw length)).
 // A frame whose stored length equals its raw length is stored raw; a
@@ -45,16 +56,22 @@ import (
 // reader knows where every frame lies, so it can fetch and verify only the
 // frames covering a byte range (Header.FrameSpan, DecodeRange).
 const (
-	blockVersion    = 1
+	blockVersion    = 1 // frames right after the header
+	alignedVersion  = 2 // frames from the next dataAlign boundary
 	fixedHeaderSize = 32
 	frameEntrySize  = 8
+	dataAlign       = 4096
+	// alignedMin is the raw length from which the encoder writes
+	// version 2.
+	alignedMin = 1 << 20
 
 	// MaxFrames is the most frames a block has.
 	MaxFrames = (MaxBlockSize + FrameSize - 1) / FrameSize
 	// MaxHeaderSize is the largest header (fixed part and frame table).
 	MaxHeaderSize = fixedHeaderSize + MaxFrames*frameEntrySize
-	// MaxEncodedSize is the largest encoded block.
-	MaxEncodedSize = MaxHeaderSize + MaxBlockSize
+	// MaxEncodedSize is the largest encoded block (a version-2 block of
+	// MaxBlockSize raw bytes).
+	MaxEncodedSize = (MaxHeaderSize+dataAlign-1)/dataAlign*dataAlign + MaxBlockSize
 )
 
 var blockMagic = [4]byte{'R', 'W', 'X', 'B'}
@@ -73,13 +90,20 @@ type Frame struct {
 
 // Header is a parsed, CRC-checked block header.
 type Header struct {
-	ID     BlockID
-	RawLen int
-	Frames []Frame
+	ID      BlockID
+	Version int // 1 or 2 (frames aligned)
+	RawLen  int
+	Frames  []Frame
 }
 
-// HeaderLen is the encoded length of the header (fixed part and frame table).
+// HeaderLen is the encoded length of the header (fixed part and frame
+// table). A partial encoding (RangeEncoding, a ranged GET) is the header
+// followed directly by frames, whatever the version.
 func (h *Header) HeaderLen() int { return headerLen(len(h.Frames)) }
+
+// DataOffset is where the frames start in the whole encoded block: right
+// after the header in version 1, on the next 4 KiB boundary in version 2.
+func (h *Header) DataOffset() int64 { return dataOffset(h.Version, len(h.Frames)) }
 
 // EncodedLen is the length of the whole encoded block.
 func (h *Header) EncodedLen() int64 {
@@ -88,6 +112,22 @@ func (h *Header) EncodedLen() int64 {
 	}
 	last := h.Frames[len(h.Frames)-1]
 	return last.Offset + int64(last.Stored)
+}
+
+func dataOffset(version, frames int) int64 {
+	hl := int64(headerLen(frames))
+	if version == alignedVersion {
+		return (hl + dataAlign - 1) / dataAlign * dataAlign
+	}
+	return hl
+}
+
+// versionFor is the version the encoder writes for rawLen bytes.
+func versionFor(rawLen int) int {
+	if rawLen >= alignedMin {
+		return alignedVersion
+	}
+	return blockVersion
 }
 
 // FrameRawLen is the raw length of frame i.
@@ -104,36 +144,40 @@ func frameRawLen(rawLen, i int) int { return min(FrameSize, rawLen-i*FrameSize) 
 // much to read before calling ParseHeader. It checks the magic, version and
 // counts, but not the CRC (ParseHeader does).
 func HeaderLenOf(prefix []byte) (int, error) {
-	_, _, n, err := parseFixed(prefix)
+	_, _, _, n, err := parseFixed(prefix)
 	if err != nil {
 		return 0, err
 	}
 	return headerLen(n), nil
 }
 
-func parseFixed(b []byte) (id BlockID, rawLen, frames int, err error) {
+func parseFixed(b []byte) (id BlockID, version, rawLen, frames int, err error) {
 	if len(b) < fixedHeaderSize {
-		return id, 0, 0, corruptf(-1, "truncated header: %d bytes, want at least %d", len(b), fixedHeaderSize)
+		return id, 0, 0, 0, corruptf(-1, "truncated header: %d bytes, want at least %d", len(b), fixedHeaderSize)
 	}
 	if [4]byte(b[0:4]) != blockMagic {
-		return id, 0, 0, corruptf(-1, "bad magic %q", b[0:4])
+		return id, 0, 0, 0, corruptf(-1, "bad magic %q", b[0:4])
 	}
-	if b[4] != blockVersion {
-		return id, 0, 0, corruptf(-1, "unsupported version %d", b[4])
+	version = int(b[4])
+	if version != blockVersion && version != alignedVersion {
+		return id, 0, 0, 0, corruptf(-1, "unsupported version %d", b[4])
 	}
 	if b[5] != 0 || b[6] != 0 || b[7] != 0 {
-		return id, 0, 0, corruptf(-1, "reserved header bytes not zero")
+		return id, 0, 0, 0, corruptf(-1, "reserved header bytes not zero")
 	}
 	id = BlockID{Slice: binary.LittleEndian.Uint64(b[8:]), Index: binary.LittleEndian.Uint32(b[16:])}
 	rl := binary.LittleEndian.Uint32(b[20:])
 	fc := binary.LittleEndian.Uint32(b[24:])
 	if rl > MaxBlockSize {
-		return id, 0, 0, &CorruptionError{ID: id, Frame: -1, Reason: fmt.Sprintf("raw length %d exceeds %d", rl, MaxBlockSize)}
+		return id, 0, 0, 0, &CorruptionError{ID: id, Frame: -1, Reason: fmt.Sprintf("raw length %d exceeds %d", rl, MaxBlockSize)}
 	}
 	if int(fc) != frameCount(int(rl)) {
-		return id, 0, 0, &CorruptionError{ID: id, Frame: -1, Reason: fmt.Sprintf("frame count %d inconsistent with raw length %d", fc, rl)}
+		return id, 0, 0, 0, &CorruptionError{ID: id, Frame: -1, Reason: fmt.Sprintf("frame count %d inconsistent with raw length %d", fc, rl)}
 	}
-	return id, int(rl), int(fc), nil
+	if version == alignedVersion && rl == 0 {
+		return id, 0, 0, 0, &CorruptionError{ID: id, Frame: -1, Reason: "version 2 block without data"}
+	}
+	return id, version, int(rl), int(fc), nil
 }
 
 // ParseHeader parses and checks the header at the start of enc, which may be
@@ -149,7 +193,7 @@ func ParseHeader(enc []byte) (*Header, error) {
 }
 
 func parseHeaderInto(h *Header, enc []byte) error {
-	id, rl, n, err := parseFixed(enc)
+	id, version, rl, n, err := parseFixed(enc)
 	if err != nil {
 		return err
 	}
@@ -161,13 +205,13 @@ func parseHeaderInto(h *Header, enc []byte) error {
 	if got := binary.LittleEndian.Uint32(enc[28:]); got != sum {
 		return &CorruptionError{ID: id, Frame: -1, Reason: fmt.Sprintf("header crc %08x, computed %08x", got, sum)}
 	}
-	h.ID, h.RawLen = id, rl
+	h.ID, h.Version, h.RawLen = id, version, rl
 	if cap(h.Frames) >= n {
 		h.Frames = h.Frames[:n]
 	} else {
 		h.Frames = make([]Frame, n)
 	}
-	off := int64(hl)
+	off := dataOffset(version, n)
 	for i := range n {
 		e := enc[fixedHeaderSize+i*frameEntrySize:]
 		st := binary.LittleEndian.Uint32(e)
@@ -233,39 +277,17 @@ func AppendEncodeBlock(dst []byte, id BlockID, raw []byte) ([]byte, error) {
 		return dst, fmt.Errorf("%w: %d raw bytes, max %d", ErrBlockTooLarge, len(raw), MaxBlockSize)
 	}
 	n := frameCount(len(raw))
-	hl := headerLen(n)
+	version := versionFor(len(raw))
+	data := int(dataOffset(version, n))
 	start := len(dst)
-	dst = slices.Grow(dst, hl+len(raw))
-	buf := dst[start : start+hl+len(raw)]
+	dst = slices.Grow(dst, data+len(raw))
+	buf := dst[start : start+data+len(raw)]
+	clear(buf[headerLen(n):data])
 	c := compressors.Get().(*lz4.Compressor)
-	pos := hl
+	pos := data
 	for i := range n {
 		fr := raw[i*FrameSize : i*FrameSize+frameRawLen(len(raw), i)]
-		m := 0
-		try := len(fr) > 1
-		if try && len(fr) > 2*probeSize {
-			// Early abort: lz4 first tries the frame's head, and the frame
-			// is compressed only if that shrinks by an eighth. Data that
-			// does not compress, or barely (media, archives, encrypted
-			// files; fio's buffers shrink by 10%), costs a sixteenth of an
-			// attempt: lz4 spent 75% of a FUSE mount's CPU on fio's data
-			// for a 10% gain, and 18% of an NFS frontend's on random data.
-			pm, err := c.CompressBlock(fr[:probeSize], buf[pos:pos+probeSize-probeSize/minGain])
-			try = err == nil && pm > 0
-		}
-		if try {
-			// A result is kept if it saves an eighth: lz4 gives up (0 or an
-			// error) when it does not fit the room given.
-			room := len(fr) - 1
-			if len(fr) > 2*probeSize {
-				room = len(fr) - len(fr)/minGain
-			}
-			var err error
-			m, err = c.CompressBlock(fr, buf[pos:pos+room])
-			if err != nil || m <= 0 || m >= len(fr) {
-				m = 0
-			}
-		}
+		m := compressFrame(c, fr, buf[pos:pos+len(fr)])
 		if m == 0 {
 			m = copy(buf[pos:], fr)
 		}
@@ -275,14 +297,95 @@ func AppendEncodeBlock(dst []byte, id BlockID, raw []byte) ([]byte, error) {
 		pos += m
 	}
 	compressors.Put(c)
+	putFixedHeader(buf, id, version, len(raw))
+	return dst[:start+pos], nil
+}
+
+// compressFrame compresses frame fr into out (len(fr) bytes of room) and
+// returns the compressed length, or 0 if the frame is to be stored raw.
+func compressFrame(c *lz4.Compressor, fr, out []byte) int {
+	try := len(fr) > 1
+	if try && len(fr) > 2*probeSize {
+		// Early abort: lz4 first tries the frame's head, and the frame
+		// is compressed only if that shrinks by an eighth. Data that
+		// does not compress, or barely (media, archives, encrypted
+		// files; fio's buffers shrink by 10%), costs a sixteenth of an
+		// attempt: lz4 spent 75% of a FUSE mount's CPU on fio's data
+		// for a 10% gain, and 18% of an NFS frontend's on random data.
+		pm, err := c.CompressBlock(fr[:probeSize], out[:probeSize-probeSize/minGain])
+		try = err == nil && pm > 0
+	}
+	if !try {
+		return 0
+	}
+	// A result is kept if it saves an eighth: lz4 gives up (0 or an
+	// error) when it does not fit the room given.
+	room := len(fr) - 1
+	if len(fr) > 2*probeSize {
+		room = len(fr) - len(fr)/minGain
+	}
+	m, err := c.CompressBlock(fr, out[:room])
+	if err != nil || m <= 0 || m >= len(fr) {
+		return 0
+	}
+	return m
+}
+
+// encodeRawHead appends to dst the header and padding of raw encoded as
+// block id, when AppendEncodeBlock encodes raw as a version-2 block whose
+// frames are all stored raw (raw has alignedMin bytes or more, and no frame
+// compresses by compressFrame's rule). The encoding is then the result
+// followed by raw itself, byte for byte AppendEncodeBlock's, without raw
+// being copied. ok is false, and dst returned unchanged, otherwise.
+func encodeRawHead(dst []byte, id BlockID, raw []byte) (head []byte, ok bool) {
+	if len(raw) < alignedMin || len(raw) > MaxBlockSize {
+		return dst, false
+	}
+	n := frameCount(len(raw))
+	data := int(dataOffset(alignedVersion, n))
+	start := len(dst)
+	dst = slices.Grow(dst, data)
+	buf := dst[start : start+data]
+	clear(buf[headerLen(n):])
+	c := compressors.Get().(*lz4.Compressor)
+	defer compressors.Put(c)
+	scratch := scratchFrames.Get().(*[]byte)
+	defer scratchFrames.Put(scratch)
+	for i := range n {
+		fr := raw[i*FrameSize : i*FrameSize+frameRawLen(len(raw), i)]
+		if compressFrame(c, fr, (*scratch)[:len(fr)]) > 0 {
+			return dst[:start], false
+		}
+		e := buf[fixedHeaderSize+i*frameEntrySize:]
+		binary.LittleEndian.PutUint32(e, uint32(len(fr)))
+		binary.LittleEndian.PutUint32(e[4:], crc32c(fr))
+	}
+	putFixedHeader(buf, id, alignedVersion, len(raw))
+	return dst[:start+data], true
+}
+
+// putFixedHeader writes the fixed part of a block's header and its CRC
+// into buf, which holds the frame table already.
+func putFixedHeader(buf []byte, id BlockID, version, rawLen int) {
+	n := frameCount(rawLen)
 	copy(buf[0:4], blockMagic[:])
-	buf[4], buf[5], buf[6], buf[7] = blockVersion, 0, 0, 0
+	buf[4], buf[5], buf[6], buf[7] = byte(version), 0, 0, 0
 	binary.LittleEndian.PutUint64(buf[8:], id.Slice)
 	binary.LittleEndian.PutUint32(buf[16:], id.Index)
-	binary.LittleEndian.PutUint32(buf[20:], uint32(len(raw)))
+	binary.LittleEndian.PutUint32(buf[20:], uint32(rawLen))
 	binary.LittleEndian.PutUint32(buf[24:], uint32(n))
-	binary.LittleEndian.PutUint32(buf[28:], crc32.Update(crc32c(buf[:28]), castagnoli, buf[fixedHeaderSize:hl]))
-	return dst[:start+pos], nil
+	binary.LittleEndian.PutUint32(buf[28:], crc32.Update(crc32c(buf[:28]), castagnoli, buf[fixedHeaderSize:headerLen(n)]))
+}
+
+// checkPadding checks that the bytes between a version-2 block's header
+// and its frames, pad, are zero.
+func checkPadding(h *Header, pad []byte) error {
+	for _, b := range pad {
+		if b != 0 {
+			return &CorruptionError{ID: h.ID, Frame: -1, Reason: "padding after the header not zero"}
+		}
+	}
+	return nil
 }
 
 // DecodeBlock decodes and verifies a whole encoded block. Any malformed,
@@ -301,6 +404,9 @@ func AppendDecodeBlock(dst, enc []byte) (BlockID, []byte, error) {
 	}
 	if got := h.EncodedLen(); int64(len(enc)) != got {
 		return h.ID, dst, &CorruptionError{ID: h.ID, Frame: -1, Reason: fmt.Sprintf("encoded length %d, header says %d", len(enc), got)}
+	}
+	if err := checkPadding(&h, enc[h.HeaderLen():h.DataOffset()]); err != nil {
+		return h.ID, dst, err
 	}
 	start := len(dst)
 	dst = slices.Grow(dst, h.RawLen)[:start+h.RawLen]
@@ -342,7 +448,7 @@ func AppendReadBlock(dst []byte, r io.Reader, size int64) (BlockID, []byte, erro
 	if size > MaxEncodedSize {
 		return BlockID{}, dst, corruptf(-1, "encoded length %d exceeds %d", size, MaxEncodedSize)
 	}
-	var hb [MaxHeaderSize]byte
+	var hb [MaxEncodedSize - MaxBlockSize]byte // the largest header with its padding
 	if err := readExact(r, hb[:fixedHeaderSize]); err != nil {
 		return BlockID{}, dst, err
 	}
@@ -363,6 +469,15 @@ func AppendReadBlock(dst []byte, r io.Reader, size int64) (BlockID, []byte, erro
 	}
 	if size >= 0 && size != h.EncodedLen() {
 		return h.ID, dst, &CorruptionError{ID: h.ID, Frame: -1, Reason: fmt.Sprintf("encoded length %d, header says %d", size, h.EncodedLen())}
+	}
+	if pad := hb[hl:h.DataOffset()]; len(pad) > 0 {
+		if err := readExact(r, pad); err != nil {
+			setCorruptID(err, h.ID)
+			return h.ID, dst, err
+		}
+		if err := checkPadding(&h, pad); err != nil {
+			return h.ID, dst, err
+		}
 	}
 	start := len(dst)
 	dst = slices.Grow(dst, h.RawLen)[:start+h.RawLen]
@@ -517,6 +632,23 @@ func checkBlockHeader(enc []byte) (*Header, error) {
 	return h, nil
 }
 
+// checkEncodingHeader is checkBlockHeader for an encoding in pieces: the
+// header must lie whole in the head, and a body must start exactly where
+// the frames do.
+func checkEncodingHeader(e encoding) (*Header, error) {
+	if e.body == nil {
+		return checkBlockHeader(e.head)
+	}
+	h, err := ParseHeader(e.head)
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(e.head)) != h.DataOffset() || int64(e.len()) != h.EncodedLen() {
+		return nil, &CorruptionError{ID: h.ID, Frame: -1, Reason: fmt.Sprintf("encoding of %d+%d bytes, header says frames from %d to %d", len(e.head), len(e.body), h.DataOffset(), h.EncodedLen())}
+	}
+	return h, nil
+}
+
 // verifyBlockHeader is VerifyBlock that also returns the parsed header.
 func verifyBlockHeader(enc []byte) (*Header, error) {
 	h, err := checkBlockHeader(enc)
@@ -526,7 +658,10 @@ func verifyBlockHeader(enc []byte) (*Header, error) {
 	if len(h.Frames) == 0 {
 		return h, nil
 	}
-	return h, verifyFrames(h, 0, len(h.Frames)-1, enc[h.HeaderLen():])
+	if err := checkPadding(h, enc[h.HeaderLen():h.DataOffset()]); err != nil {
+		return h, err
+	}
+	return h, verifyFrames(h, 0, len(h.Frames)-1, enc[h.DataOffset():])
 }
 
 // RangeEncoding returns the partial encoding of raw range [off, off+n) of

@@ -31,7 +31,7 @@ func randomBytes(n int, seed uint64) []byte {
 }
 
 func blockSizes() []int {
-	return []int{0, 1, 2, 100, FrameSize - 1, FrameSize, FrameSize + 1, 3*FrameSize + 17, MaxBlockSize - 1, MaxBlockSize}
+	return []int{0, 1, 2, 100, FrameSize - 1, FrameSize, FrameSize + 1, 3*FrameSize + 17, alignedMin - 1, alignedMin, MaxBlockSize - 1, MaxBlockSize}
 }
 
 func TestBlockRoundTrip(t *testing.T) {
@@ -46,8 +46,12 @@ func TestBlockRoundTrip(t *testing.T) {
 				if len(enc) > MaxEncodedSize {
 					t.Fatalf("encoded %d > MaxEncodedSize", len(enc))
 				}
-				if name == "random" && len(enc) != headerLen(frameCount(size))+size {
-					t.Errorf("incompressible data: encoded %d, want raw frames (%d)", len(enc), headerLen(frameCount(size))+size)
+				want := int(dataOffset(versionFor(size), frameCount(size))) + size
+				if name == "random" && len(enc) != want {
+					t.Errorf("incompressible data: encoded %d, want raw frames (%d)", len(enc), want)
+				}
+				if v := int(enc[4]); size >= alignedMin && (v != alignedVersion || int(dataOffset(v, frameCount(size)))%dataAlign != 0) || size < alignedMin && v != blockVersion {
+					t.Errorf("%d raw bytes encoded as version %d", size, v)
 				}
 				if name == "zero" && size > 1000 && len(enc) > size/10 {
 					t.Errorf("zeros compressed to %d of %d", len(enc), size)
@@ -227,6 +231,85 @@ func TestCorruptionDetected(t *testing.T) {
 		}
 		if _, _, err := DecodeBlock(append(bytes.Clone(enc), 0)); !IsCorruption(err) {
 			t.Fatalf("%s: trailing byte accepted: %v", name, err)
+		}
+	}
+}
+
+// TestAlignedBlocks: version-2 blocks (frames from a 4 KiB boundary) decode
+// whole, by range and streamed, made by the encoder or by hand at any
+// size; their padding must be zero and a flip anywhere in their header or
+// padding is caught; version-1 blocks of any size still decode (blocks
+// written before version 2 existed).
+func TestAlignedBlocks(t *testing.T) {
+	id := BlockID{Slice: 9, Index: 3}
+	for _, raw := range [][]byte{randomBytes(alignedMin, 1), textLike(MaxBlockSize, 2), randomBytes(3000, 3)} {
+		for _, version := range []int{blockVersion, alignedVersion} {
+			enc := forgeRaw(id, version, raw)
+			if version == alignedVersion && len(enc) != dataAlign+len(raw) {
+				t.Fatalf("version 2 of %d bytes: %d encoded", len(raw), len(enc))
+			}
+			if _, got, err := DecodeBlock(enc); err != nil || !bytes.Equal(got, raw) {
+				t.Fatalf("version %d of %d bytes: %v", version, len(raw), err)
+			}
+			if _, got, err := ReadBlock(iotest.HalfReader(bytes.NewReader(enc)), int64(len(enc))); err != nil || !bytes.Equal(got, raw) {
+				t.Fatalf("version %d of %d bytes streamed: %v", version, len(raw), err)
+			}
+			off, n := int64(len(raw)/3), int64(len(raw)/2)
+			part, err := RangeEncoding(enc, off, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, got, err := DecodeRange(part, off, n); err != nil || !bytes.Equal(got, raw[off:off+n]) {
+				t.Fatalf("version %d of %d bytes, range: %v", version, len(raw), err)
+			}
+		}
+	}
+	raw := randomBytes(3000, 4)
+	enc := forgeRaw(id, alignedVersion, raw)
+	h, err := ParseHeader(enc)
+	if err != nil || h.Version != alignedVersion || h.DataOffset() != dataAlign || h.Frames[0].Offset != dataAlign {
+		t.Fatalf("header %+v, %v", h, err)
+	}
+	for i := 0; i < dataAlign+1; i++ {
+		bad := bytes.Clone(enc)
+		bad[i] ^= 0x40
+		_, got, err := DecodeBlock(bad)
+		if err == nil {
+			t.Fatalf("flip of byte %d accepted (%d bytes out)", i, len(got))
+		}
+		if !IsCorruption(err) || VerifyBlock(bad) == nil {
+			t.Fatalf("flip of byte %d: %v", i, err)
+		}
+		if _, _, err := ReadBlock(bytes.NewReader(bad), int64(len(bad))); !IsCorruption(err) {
+			t.Fatalf("flip of byte %d streamed: %v", i, err)
+		}
+	}
+	if _, _, err := DecodeBlock(forgeRaw(id, alignedVersion, nil)); !IsCorruption(err) {
+		t.Fatalf("version 2 without data: %v", err)
+	}
+}
+
+// TestEncodeRawHead: the header encodeRawHead makes, followed by raw, is
+// exactly AppendEncodeBlock's encoding of raw; it declines data that
+// compresses and blocks too small for version 2.
+func TestEncodeRawHead(t *testing.T) {
+	id := BlockID{Slice: 77, Index: 2}
+	for _, size := range []int{alignedMin, alignedMin + 4097, MaxBlockSize} {
+		raw := randomBytes(size, uint64(size))
+		head, ok := encodeRawHead(make([]byte, 0, 8), id, raw)
+		if !ok {
+			t.Fatalf("%d random bytes declined", size)
+		}
+		want, _ := EncodeBlock(id, raw)
+		if !bytes.Equal(append(head, raw...), want) {
+			t.Fatalf("%d random bytes: head and raw differ from EncodeBlock's", size)
+		}
+	}
+	mixed := randomBytes(alignedMin, 5)
+	copy(mixed[5*FrameSize:], make([]byte, FrameSize)) // one frame of zeros
+	for name, raw := range map[string][]byte{"compressible frame": mixed, "small": randomBytes(alignedMin-1, 6), "text": textLike(MaxBlockSize, 7)} {
+		if head, ok := encodeRawHead([]byte("x"), id, raw); ok || string(head) != "x" {
+			t.Fatalf("%s: ok %v, dst %q", name, ok, head)
 		}
 	}
 }

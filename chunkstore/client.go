@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rwxfs/rwxfs/internal/bufstock"
@@ -148,14 +149,15 @@ func (c ClientConfig) Validate() error {
 // for concurrent use. Every goroutine it starts (registry watch, background
 // replica writes, repairs) is stopped by Close.
 type Client struct {
-	cfg     ClientConfig
-	log     *slog.Logger
-	reg     *Registry
-	http    *http.Client
-	tr      *http.Transport
-	metrics *clientMetrics
-	bufs    sync.Pool       // *[]byte, for response bodies
-	encBufs *bufstock.Stock // for encoded blocks being put
+	cfg      ClientConfig
+	log      *slog.Logger
+	reg      *Registry
+	http     *http.Client
+	tr       *http.Transport
+	metrics  *clientMetrics
+	bufs     sync.Pool       // *[]byte, for response bodies
+	encBufs  *bufstock.Stock // for encoded blocks being put
+	headBufs *bufstock.Stock // for the headers of blocks put without a copy (alignedHead)
 	// encoders bounds the blocks being encoded at once to the CPUs but
 	// one: encoding is all CPU, and many encodes at once (16 uploads of
 	// each of several files) queued a frontend's network goroutines behind
@@ -218,6 +220,7 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	}
 	c.bufs.New = func() any { b := make([]byte, 0, MaxEncodedSize); return &b }
 	c.encBufs = bufstock.New(MaxEncodedSize, 2*cfg.PutConcurrency)
+	c.headBufs = bufstock.New(2*dataAlign, 4*cfg.PutConcurrency)
 	c.encoders = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))
 	c.mu.down = map[string]time.Time{}
 	c.mu.full = map[string]time.Time{}
@@ -324,6 +327,25 @@ func (c *Client) PutWith(ctx context.Context, id BlockID, raw []byte, opts PutOp
 	case <-ctx.Done():
 		return fmt.Errorf("chunkstore: put %s: %w", id, ctx.Err())
 	}
+	r, w := c.rw(opts)
+	if r == w && memAligned(raw) {
+		// Every replica is written before Put returns, so raw may be
+		// what the requests send: when its frames are all stored raw,
+		// the encoding is a header and raw itself, not a copy of raw.
+		// raw's memory is 4 KiB-aligned (a frontend's page buffer), so
+		// a node in this process writes it to the disk with O_DIRECT
+		// straight from there.
+		hb := c.headBufs.Get()
+		if head, ok := encodeRawHead(alignedHead(hb), id, raw); ok {
+			<-c.encoders
+			released := make(chan struct{})
+			err := c.putEncoded(ctx, id, encoding{head, raw}, r, w, func() { close(released) })
+			<-released // no request reads raw once Put returns
+			c.headBufs.Put(hb)
+			return err
+		}
+		c.headBufs.Put(hb)
+	}
 	enc, err := AppendEncodeBlock(c.encBufs.Get(), id, raw)
 	<-c.encoders
 	if err != nil {
@@ -332,8 +354,7 @@ func (c *Client) PutWith(ctx context.Context, id BlockID, raw []byte, opts PutOp
 	}
 	// The buffer goes back to the stock when the last replica write using
 	// it has finished, which may be after Put returns.
-	r, w := c.rw(opts)
-	return c.putEncoded(ctx, id, enc, r, w, func() { c.encBufs.Put(enc) })
+	return c.putEncoded(ctx, id, encoding{head: enc}, r, w, func() { c.encBufs.Put(enc) })
 }
 
 // Block is one block for PutMany.
@@ -360,12 +381,44 @@ func (c *Client) PutMany(ctx context.Context, blocks []Block) error {
 // PutEncoded returns, and it is retained read-only by background replica
 // writes until they finish.
 func (c *Client) PutEncoded(ctx context.Context, id BlockID, enc []byte) error {
-	return c.putEncoded(ctx, id, enc, c.cfg.Replicas, c.cfg.WriteQuorum, func() {})
+	return c.putEncoded(ctx, id, encoding{head: enc}, c.cfg.Replicas, c.cfg.WriteQuorum, func() {})
+}
+
+// encoding is an encoded block in two pieces laid end to end: head, and
+// body, which is nil or the frames of a version-2 block whose frames are
+// all stored raw (head is then its header and padding, and body the
+// caller's raw bytes, not copied: encodeRawHead).
+type encoding struct{ head, body []byte }
+
+func (e encoding) len() int { return len(e.head) + len(e.body) }
+
+func (e encoding) reader() io.Reader {
+	if e.body == nil {
+		return bytes.NewReader(e.head)
+	}
+	return io.MultiReader(bytes.NewReader(e.head), bytes.NewReader(e.body))
+}
+
+// memAligned reports whether b starts on a 4 KiB boundary of memory (as
+// O_DIRECT wants).
+func memAligned(b []byte) bool {
+	return len(b) > 0 && uintptr(unsafe.Pointer(&b[0]))%dataAlign == 0
+}
+
+// alignedHead is the empty start, on a 4 KiB boundary, of a buffer from
+// the client's headBufs (2 x dataAlign bytes).
+func alignedHead(b []byte) []byte {
+	b = b[:cap(b)]
+	off := 0
+	if r := int(uintptr(unsafe.Pointer(&b[0])) % dataAlign); r != 0 {
+		off = dataAlign - r
+	}
+	return b[off : off : off+dataAlign]
 }
 
 // putEncoded is PutEncoded with r replicas and write quorum w, calling
 // release once no request uses enc.
-func (c *Client) putEncoded(ctx context.Context, id BlockID, enc []byte, r, w int, release func()) error {
+func (c *Client) putEncoded(ctx context.Context, id BlockID, enc encoding, r, w int, release func()) error {
 	if c.isClosed() {
 		release()
 		return ErrClientClosed
@@ -404,7 +457,7 @@ func (c *Client) putEncoded(ctx context.Context, id BlockID, enc []byte, r, w in
 // replicate writes enc to R of cands (targets first, then fallbacks),
 // reports on done once the outcome for the caller is known (W acks, or W
 // acks impossible), then waits for the rest and records failures.
-func (c *Client) replicate(ctx context.Context, id BlockID, enc []byte, cands []NodeInfo, r, w int, done chan<- error) {
+func (c *Client) replicate(ctx context.Context, id BlockID, enc encoding, cands []NodeInfo, r, w int, done chan<- error) {
 	type result struct {
 		node NodeInfo
 		err  error
@@ -517,15 +570,15 @@ func appendRest(targets, ranked []NodeInfo, skipFull bool) []NodeInfo {
 }
 
 // putTo writes one replica.
-func (c *Client) putTo(ctx context.Context, n NodeInfo, id BlockID, enc []byte) error {
+func (c *Client) putTo(ctx context.Context, n NodeInfo, id BlockID, enc encoding) error {
 	return c.putToReplacing(ctx, n, id, enc, "")
 }
 
 // putToReplacing writes one replica; a non-empty replaces (ReplacesCorrupt)
 // tells the node why its copy is being rewritten.
-func (c *Client) putToReplacing(ctx context.Context, n NodeInfo, id BlockID, enc []byte, replaces string) error {
+func (c *Client) putToReplacing(ctx context.Context, n NodeInfo, id BlockID, enc encoding, replaces string) error {
 	if l := c.cfg.Local; l != nil && l.ID() == n.ID {
-		err := l.PutLocal(ctx, id, enc)
+		err := l.putLocal(ctx, id, enc)
 		if errors.Is(err, ErrNoSpace) {
 			c.markFull(n)
 		}
@@ -540,11 +593,11 @@ func (c *Client) putToReplacing(ctx context.Context, n NodeInfo, id BlockID, enc
 	// the node has just closed fails with EPIPE or ECONNRESET although
 	// the node is fine.
 	for attempt := 0; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPut, blockURL(n, id), bytes.NewReader(enc))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, blockURL(n, id), enc.reader())
 		if err != nil {
 			return err
 		}
-		req.ContentLength = int64(len(enc))
+		req.ContentLength = int64(enc.len())
 		req.Header.Set("Content-Type", "application/octet-stream")
 		// Present but empty: not sent, and it tells the transport the
 		// request may be replayed on a fresh connection by itself.

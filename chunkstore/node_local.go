@@ -58,7 +58,13 @@ func (n *Node) checkSpace(need int64) error {
 // PutLocal stores the encoded block enc (AppendEncodeBlock's result for id)
 // for a client in this process; it returns once the block is durable, as a
 // PUT's 200 does. enc is only read.
-func (n *Node) PutLocal(ctx context.Context, id BlockID, enc []byte) (err error) {
+func (n *Node) PutLocal(ctx context.Context, id BlockID, enc []byte) error {
+	return n.putLocal(ctx, id, encoding{head: enc})
+}
+
+// putLocal is PutLocal for an encoding in pieces (the client's put of a
+// block whose raw bytes are its frames).
+func (n *Node) putLocal(ctx context.Context, id BlockID, enc encoding) (err error) {
 	if !n.enter() {
 		return fmt.Errorf("chunk node %s: %w", n.id, ErrNodeClosed)
 	}
@@ -66,17 +72,17 @@ func (n *Node) PutLocal(ctx context.Context, id BlockID, enc []byte) (err error)
 	start := time.Now()
 	defer func() { n.metrics.observeLocal(opPut, err, start) }()
 
-	if len(enc) > MaxEncodedSize {
-		return fmt.Errorf("block %s: %d encoded bytes: %w", id, len(enc), ErrBlockTooLarge)
+	if enc.len() > MaxEncodedSize {
+		return fmt.Errorf("block %s: %d encoded bytes: %w", id, enc.len(), ErrBlockTooLarge)
 	}
 	if !n.takePutSlot(ctx) {
 		return ctx.Err()
 	}
 	defer n.releasePutSlot()
-	if err := n.checkSpace(int64(len(enc))); err != nil {
+	if err := n.checkSpace(int64(enc.len())); err != nil {
 		return err
 	}
-	h, err := checkBlockHeader(enc)
+	h, err := checkEncodingHeader(enc)
 	if err != nil {
 		return err
 	}
@@ -86,11 +92,11 @@ func (n *Node) PutLocal(ctx context.Context, id BlockID, enc []byte) (err error)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if _, err := n.store.put(id, enc); err != nil {
+	if _, err := n.store.putEncoding(id, enc); err != nil {
 		n.log.Error("chunk node: storing block", "block", id.String(), "err", err)
 		return fmt.Errorf("chunk node %s: storing block %s: %w", n.id, id, err)
 	}
-	n.metrics.bytesIn.Add(float64(len(enc)))
+	n.metrics.bytesIn.Add(float64(enc.len()))
 	n.forgetCorrupt(id)
 	return nil
 }

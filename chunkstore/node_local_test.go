@@ -160,3 +160,65 @@ func TestOSDiskWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestPutWithoutCopy: a block whose frames are all stored raw, from
+// 4 KiB-aligned memory, with every replica written before Put returns
+// (W = R), is put as a header followed by the caller's bytes: to a node in
+// the process and over HTTP alike, the stored file is exactly the block's
+// encoding; bytes changed after Put returns reach no replica. With W < R
+// (replica writes may outlive Put) and from unaligned memory, the block is
+// copied first, and changing the caller's bytes after Put does not change
+// what the later replicas store either.
+func TestPutWithoutCopy(t *testing.T) {
+	ctx := context.Background()
+	c := startCluster(t, 2, 1, nil)
+	check := func(name string, node int, id chunkstore.BlockID, want []byte) {
+		t.Helper()
+		fb, err := os.ReadFile(c.blockFile(node, id))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		enc, _ := chunkstore.EncodeBlock(id, want)
+		if !bytes.Equal(fb, enc) {
+			t.Fatalf("%s: node %d stored %d bytes, not the block's %d-byte encoding", name, node, len(fb), len(enc))
+		}
+	}
+	for i, cl := range []*chunkstore.Client{
+		c.client(1, 1, func(cfg *chunkstore.ClientConfig) { cfg.Local = c.nodes[0] }),
+		c.client(1, 1, nil),
+	} {
+		for j, size := range []int{chunkstore.MaxBlockSize, 1<<20 + 4097} {
+			id := chunkstore.BlockID{Slice: 100 + uint64(i), Index: uint32(j)}
+			raw := block(uint64(10*i+j), size, false)
+			want := bytes.Clone(raw)
+			if err := cl.Put(ctx, id, raw); err != nil {
+				t.Fatal(err)
+			}
+			clear(raw) // Put has returned: no request may still read raw
+			node := c.index(cl.Registry().Placement().Rank(id)[0].ID)
+			check("R=1", node, id, want)
+		}
+	}
+
+	// W < R: replicas may be written after Put returns.
+	cl := c.client(2, 1, nil)
+	for j, raw := range [][]byte{block(7, chunkstore.MaxBlockSize, false), block(8, chunkstore.MaxBlockSize+1, false)[1:]} {
+		id := chunkstore.BlockID{Slice: 200, Index: uint32(j)}
+		want := bytes.Clone(raw)
+		if err := cl.Put(ctx, id, raw); err != nil {
+			t.Fatal(err)
+		}
+		clear(raw)
+		eventually(t, "both replicas", func() bool {
+			for n := range 2 {
+				if _, err := os.Stat(c.blockFile(n, id)); err != nil {
+					return false
+				}
+			}
+			return true
+		})
+		for n := range 2 {
+			check("R=2 W=1", n, id, want)
+		}
+	}
+}

@@ -185,6 +185,12 @@ func (s *store) writeDurable(path string, data []byte) (err error) {
 // put stores an encoded block (already verified by the caller) durably.
 // created reports that no file of that id existed before.
 func (s *store) put(id BlockID, enc []byte) (created bool, err error) {
+	return s.putEncoding(id, encoding{head: enc})
+}
+
+// putEncoding is put for an encoding in pieces, written one after the
+// other (each straight from its memory, with O_DIRECT where aligned).
+func (s *store) putEncoding(id BlockID, enc encoding) (created bool, err error) {
 	f, err := s.disk.CreateTemp(s.tmpDir(), id.String()+".")
 	if err != nil {
 		return false, err
@@ -197,8 +203,13 @@ func (s *store) put(id BlockID, enc []byte) (created bool, err error) {
 			s.disk.Remove(tmp)
 		}
 	}()
-	if _, err = f.Write(enc); err != nil {
+	if _, err = f.Write(enc.head); err != nil {
 		return false, err
+	}
+	if len(enc.body) > 0 {
+		if _, err = f.Write(enc.body); err != nil {
+			return false, err
+		}
 	}
 	if err = f.Sync(); err != nil {
 		return false, err

@@ -109,7 +109,7 @@ func (c *Client) runRepair(ctx context.Context, t repairTask) (int, error) {
 		if t.corrupt[n.ID] {
 			replaces = ReplacesCorrupt
 		}
-		if err := c.putToReplacing(ctx, n, t.id, enc, replaces); err != nil {
+		if err := c.putToReplacing(ctx, n, t.id, encoding{head: enc}, replaces); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -544,7 +544,7 @@ func (r *Repairer) repairBlock(ctx context.Context, id BlockID, holders []NodeIn
 		if err := r.lim.WaitN(ctx, len(enc)); err != nil {
 			return n, nb, fmt.Errorf("repair %s: %w", id, err)
 		}
-		if err := r.c.putTo(ctx, t, id, enc); err != nil {
+		if err := r.c.putTo(ctx, t, id, encoding{head: enc}); err != nil {
 			errs = append(errs, err)
 			continue
 		}
