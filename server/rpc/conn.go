@@ -137,7 +137,7 @@ func (c *conn) readLoop() {
 			}
 			return
 		}
-		bp := c.s.bufs.get()
+		bp := c.s.bufs.getFor(firstFragment(br))
 		rec, err := readRecord(br, (*bp)[:0], c.s.cfg.MaxRecord)
 		*bp = rec
 		if err != nil {

@@ -57,6 +57,16 @@ func readRecord(br *bufio.Reader, buf []byte, limit int) ([]byte, error) {
 	}
 }
 
+// firstFragment is the length the next record mark in br announces, or 0
+// if its four bytes are not buffered yet (it does not wait for them).
+func firstFragment(br *bufio.Reader) int {
+	if br.Buffered() < markLen {
+		return 0
+	}
+	hdr, _ := br.Peek(markLen)
+	return int(binary.BigEndian.Uint32(hdr) &^ lastFragment)
+}
+
 // setRecordMark writes the single-fragment record mark in the first four
 // bytes of b (reserved for it) covering the rest of b.
 func setRecordMark(b []byte) {
