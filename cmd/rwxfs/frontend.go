@@ -23,7 +23,7 @@ import (
 
 // frontendFlags are the flags of an NFS frontend, shared by "rwxfs nfs" and
 // "rwxfs serve" (which differ in their defaults only).
-func frontendFlags(addr, portmap, metrics string, replicas int, cache string) []cli.Flag {
+func frontendFlags(addr, portmap, metrics string, replicas int, cache, reserve string) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "addr", EnvVars: []string{"RWXFS_NFS_ADDR"}, Value: addr,
 			Usage: "NFS and MOUNT listen address (TCP and UDP)"},
@@ -40,7 +40,7 @@ func frontendFlags(addr, portmap, metrics string, replicas int, cache string) []
 		&cli.StringFlag{Name: "disk-cache-dir", Usage: "folder of the local block cache on disk (off when unset)"},
 		&cli.StringFlag{Name: "disk-cache-size", Value: "0", Usage: "bytes of the local disk cache (0: off)"},
 		&cli.StringFlag{Name: "max-dirty", Value: "256MiB", Usage: "bytes of unstable writes buffered before writers wait"},
-		&cli.StringFlag{Name: "write-reserve", Value: "auto",
+		&cli.StringFlag{Name: "write-reserve", Value: reserve,
 			Usage: `write buffers allocated at start, their memory backed, so that the first writes do not wait for the kernel to provide it ("auto": as much as --max-dirty; 0: none)`},
 		&cli.BoolFlag{Name: "pprof", Usage: "also serve Go's profiler at /debug/pprof/ on --metrics-addr"},
 		&cli.DurationFlag{Name: "shutdown-grace", Value: 30 * time.Second,

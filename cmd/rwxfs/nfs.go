@@ -23,7 +23,7 @@ verifier changes with every start, so clients resend what was not committed.
 It runs until SIGINT or SIGTERM, then stops accepting, finishes the calls in
 flight (--shutdown-grace), flushes buffered writes and exits.
 Metrics are at /metrics, liveness at /healthz, readiness at /readyz.`,
-		Flags: append(metaFlags(), frontendFlags(":2049", ":111", ":9421", 3, "256MiB")...),
+		Flags: append(metaFlags(), frontendFlags(":2049", ":111", ":9421", 3, "256MiB", "0")...),
 		Action: func(c *cli.Context) error {
 			log, err := newLogger(c)
 			if err != nil {

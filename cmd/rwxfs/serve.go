@@ -32,7 +32,7 @@ etcd.
 
 Port 111 needs root; without it serve says so and runs without portmap
 (clients then pass port= and mountport=, as the printed command does).`,
-		Flags: append(append(metaFlags(), frontendFlags(":2049", ":111", "127.0.0.1:9421", 1, "auto")...),
+		Flags: append(append(metaFlags(), frontendFlags(":2049", ":111", "127.0.0.1:9421", 1, "auto", "auto")...),
 			&cli.StringFlag{Name: "volume", Value: "default", Usage: "volume created on the first start"},
 			&cli.StringFlag{Name: "chunk-listen", Value: "127.0.0.1:0", Usage: "HTTP address of the chunk node"},
 			&cli.StringFlag{Name: "reserve", Value: "512MiB", Usage: "free disk space the chunk node never uses"},
