@@ -222,3 +222,34 @@ func TestPutWithoutCopy(t *testing.T) {
 		}
 	}
 }
+
+// TestVersion1BlocksServed: blocks of the format before version 2 (frames
+// right after the header, 4 MiB ones included), as a data folder written
+// by an older rwxfs holds them, are stored, served whole and by range,
+// over HTTP and to a client in the node's process.
+func TestVersion1BlocksServed(t *testing.T) {
+	ctx := context.Background()
+	c := startCluster(t, 1, 1, nil)
+	local := c.client(1, 1, func(cfg *chunkstore.ClientConfig) { cfg.Local = c.nodes[0] })
+	remote := c.client(1, 1, nil)
+	for i, size := range []int{chunkstore.MaxBlockSize, 1<<20 + 5, 3000} {
+		id := chunkstore.BlockID{Slice: 300, Index: uint32(i)}
+		raw := block(uint64(i), size, false)
+		enc := chunkstore.EncodeVersion1(id, raw)
+		if err := remote.PutEncoded(ctx, id, enc); err != nil {
+			t.Fatalf("%d bytes: %v", size, err)
+		}
+		if fb, err := os.ReadFile(c.blockFile(0, id)); err != nil || !bytes.Equal(fb, enc) {
+			t.Fatalf("%d bytes: the stored file is not the version-1 encoding (%v)", size, err)
+		}
+		for name, cl := range map[string]*chunkstore.Client{"local": local, "remote": remote} {
+			if got, err := cl.Get(ctx, id, nil); err != nil || !bytes.Equal(got, raw) {
+				t.Fatalf("%s get of %d bytes: %v", name, size, err)
+			}
+			off, n := size/3, size/2
+			if got, err := cl.GetRange(ctx, id, off, n); err != nil || !bytes.Equal(got, raw[off:off+n]) {
+				t.Fatalf("%s ranged get of %d bytes: %v", name, size, err)
+			}
+		}
+	}
+}
