@@ -291,9 +291,7 @@ func AppendEncodeBlock(dst []byte, id BlockID, raw []byte) ([]byte, error) {
 		if m == 0 {
 			m = copy(buf[pos:], fr)
 		}
-		e := buf[fixedHeaderSize+i*frameEntrySize:]
-		binary.LittleEndian.PutUint32(e, uint32(m))
-		binary.LittleEndian.PutUint32(e[4:], crc32c(fr))
+		putFrameEntry(buf, i, m, fr)
 		pos += m
 	}
 	compressors.Put(c)
@@ -347,21 +345,35 @@ func encodeRawHead(dst []byte, id BlockID, raw []byte) (head []byte, ok bool) {
 	dst = slices.Grow(dst, data)
 	buf := dst[start : start+data]
 	clear(buf[headerLen(n):])
+	// Every frame is tried before any CRC is computed, so that data that
+	// compresses costs the caller (which then encodes it with
+	// AppendEncodeBlock) no more than the attempts.
 	c := compressors.Get().(*lz4.Compressor)
-	defer compressors.Put(c)
 	scratch := scratchFrames.Get().(*[]byte)
-	defer scratchFrames.Put(scratch)
+	compresses := false
+	for i := 0; i < n && !compresses; i++ {
+		fr := raw[i*FrameSize : i*FrameSize+frameRawLen(len(raw), i)]
+		compresses = compressFrame(c, fr, (*scratch)[:len(fr)]) > 0
+	}
+	scratchFrames.Put(scratch)
+	compressors.Put(c)
+	if compresses {
+		return dst[:start], false
+	}
 	for i := range n {
 		fr := raw[i*FrameSize : i*FrameSize+frameRawLen(len(raw), i)]
-		if compressFrame(c, fr, (*scratch)[:len(fr)]) > 0 {
-			return dst[:start], false
-		}
-		e := buf[fixedHeaderSize+i*frameEntrySize:]
-		binary.LittleEndian.PutUint32(e, uint32(len(fr)))
-		binary.LittleEndian.PutUint32(e[4:], crc32c(fr))
+		putFrameEntry(buf, i, len(fr), fr)
 	}
 	putFixedHeader(buf, id, alignedVersion, len(raw))
 	return dst[:start+data], true
+}
+
+// putFrameEntry writes frame i's entry of a header's frame table: its
+// stored length and the CRC32C of its raw bytes fr.
+func putFrameEntry(buf []byte, i, stored int, fr []byte) {
+	e := buf[fixedHeaderSize+i*frameEntrySize:]
+	binary.LittleEndian.PutUint32(e, uint32(stored))
+	binary.LittleEndian.PutUint32(e[4:], crc32c(fr))
 }
 
 // putFixedHeader writes the fixed part of a block's header and its CRC

@@ -45,8 +45,7 @@ func forgeRaw(id BlockID, version int, raw []byte) []byte {
 	b := make([]byte, dataOffset(version, n), int(dataOffset(version, n))+len(raw))
 	for i := range n {
 		fr := raw[i*FrameSize : i*FrameSize+frameRawLen(len(raw), i)]
-		binary.LittleEndian.PutUint32(b[fixedHeaderSize+i*frameEntrySize:], uint32(len(fr)))
-		binary.LittleEndian.PutUint32(b[fixedHeaderSize+i*frameEntrySize+4:], crc32c(fr))
+		putFrameEntry(b, i, len(fr), fr)
 	}
 	putFixedHeader(b, id, version, len(raw))
 	return append(b, raw...)

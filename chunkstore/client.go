@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rwxfs/rwxfs/internal/bufstock"
@@ -399,20 +398,12 @@ func (e encoding) reader() io.Reader {
 	return io.MultiReader(bytes.NewReader(e.head), bytes.NewReader(e.body))
 }
 
-// memAligned reports whether b starts on a 4 KiB boundary of memory (as
-// O_DIRECT wants).
-func memAligned(b []byte) bool {
-	return len(b) > 0 && uintptr(unsafe.Pointer(&b[0]))%dataAlign == 0
-}
-
-// alignedHead is the empty start, on a 4 KiB boundary, of a buffer from
-// the client's headBufs (2 x dataAlign bytes).
+// alignedHead is the empty start, on a directAlign boundary of memory, of
+// a buffer from the client's headBufs (2 x dataAlign bytes): room for the
+// header and padding of a version-2 block.
 func alignedHead(b []byte) []byte {
 	b = b[:cap(b)]
-	off := 0
-	if r := int(uintptr(unsafe.Pointer(&b[0])) % dataAlign); r != 0 {
-		off = dataAlign - r
-	}
+	off := alignOffset(b)
 	return b[off : off : off+dataAlign]
 }
 

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -78,6 +79,24 @@ var _ Disk = OSDisk{}
 
 // MkdirAll implements Disk.
 func (OSDisk) MkdirAll(dir string) error { return os.MkdirAll(dir, 0o755) }
+
+// directAlign is the alignment O_DIRECT needs of the memory, the file
+// offset and the length of a write: 4096 covers disks of 512- and
+// 4096-byte logical blocks.
+const directAlign = 4096
+
+// alignOffset is how many bytes of b come before its first directAlign
+// boundary of memory.
+func alignOffset(b []byte) int {
+	if r := int(uintptr(unsafe.Pointer(unsafe.SliceData(b))) % directAlign); r != 0 {
+		return directAlign - r
+	}
+	return 0
+}
+
+// memAligned reports whether b starts on a directAlign boundary of memory
+// (as O_DIRECT wants).
+func memAligned(b []byte) bool { return len(b) > 0 && alignOffset(b) == 0 }
 
 // CreateTemp implements Disk; on Linux the file's bulk is written with
 // O_DIRECT where the file system allows it (disk_direct_linux.go).

@@ -4,15 +4,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
-
-// directAlign is the alignment O_DIRECT needs of the memory, the file
-// offset and the length of a write: 4096 covers disks of 512- and
-// 4096-byte logical blocks.
-const directAlign = 4096
 
 // createTemp creates a new file in dir for the node to write a block into.
 // The bulk of the block goes to the disk with O_DIRECT, not through the
@@ -51,7 +45,7 @@ type directFile struct {
 
 func (f *directFile) Write(p []byte) (int, error) {
 	n := 0
-	if f.off%directAlign == 0 && len(p) >= directAlign && uintptr(unsafe.Pointer(&p[0]))%directAlign == 0 {
+	if f.off%directAlign == 0 && len(p) >= directAlign && memAligned(p) {
 		k := len(p) &^ (directAlign - 1)
 		m, err := f.direct.WriteAt(p[:k], f.off)
 		n += m
