@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rwxfs/rwxfs/chunkstore"
@@ -73,28 +74,28 @@ func openVFS(ctx context.Context, c *cli.Context, log *slog.Logger, mc *metaConn
 	for _, s := range []struct {
 		flag string
 		dst  *int64
-	}{{"cache-size", &vcfg.BlockCacheBytes}, {"disk-cache-size", &vcfg.DiskCacheBytes}, {"max-dirty", &vcfg.MaxDirty}} {
-		if s.flag == "cache-size" && c.String(s.flag) == "auto" {
-			*s.dst = autoCacheBytes()
+		auto func() int64 // what "auto" stands for; nil: not accepted
+	}{
+		{"cache-size", &vcfg.BlockCacheBytes, autoCacheBytes},
+		{"disk-cache-size", &vcfg.DiskCacheBytes, nil},
+		{"max-dirty", &vcfg.MaxDirty, nil},
+		// After max-dirty, which its "auto" is. Only the frontends (serve,
+		// nfs) have it; mounts keep no reserve.
+		{"write-reserve", &vcfg.WriteReserve, func() int64 { return vcfg.MaxDirty }},
+	} {
+		v := c.String(s.flag)
+		switch {
+		case !hasFlag(c, s.flag):
+			continue
+		case v == "auto" && s.auto != nil:
+			*s.dst = s.auto()
 			continue
 		}
-		n, err := parseSize(c.String(s.flag))
+		n, err := parseSize(v)
 		if err != nil {
 			return nil, fmt.Errorf("--%s: %w", s.flag, err)
 		}
 		*s.dst = int64(min(n, 1<<62))
-	}
-	// --write-reserve exists on the frontends (serve, nfs), not on mounts.
-	switch r := c.String("write-reserve"); r {
-	case "":
-	case "auto":
-		vcfg.WriteReserve = vcfg.MaxDirty
-	default:
-		n, err := parseSize(r)
-		if err != nil {
-			return nil, fmt.Errorf("--write-reserve: %w", err)
-		}
-		vcfg.WriteReserve = int64(min(n, 1<<62))
 	}
 	vcfg.DiskCacheDir = c.String("disk-cache-dir")
 	if vcfg.DiskCacheBytes > 0 && vcfg.DiskCacheDir == "" {
@@ -119,6 +120,16 @@ func (p *vfsParts) close(log *slog.Logger) {
 	if p.store != nil {
 		p.store.Close()
 	}
+}
+
+// hasFlag reports whether c's command defines the flag name.
+func hasFlag(c *cli.Context, name string) bool {
+	for _, f := range c.Command.Flags {
+		if slices.Contains(f.Names(), name) {
+			return true
+		}
+	}
+	return false
 }
 
 // autoCacheBytes is the block cache of --cache-size auto (rwxfs serve): an
