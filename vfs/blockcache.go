@@ -16,8 +16,9 @@ import (
 //
 // Readers hold a reference on the block they copy from (get returns it,
 // release drops it), so the bytes of an evicted block are not reused while
-// someone reads them; the buffer of a full-size block goes back to a pool
-// for the next fetch once it is neither cached nor referenced. A sequential
+// someone reads them; the buffer of a full-size block goes back to a stock
+// (internal/bufstock) for the next fetch or write once it is neither
+// cached nor referenced. A sequential
 // reader therefore runs without allocating block buffers.
 //
 // Blocks this instance wrote enter the cache when their slice is committed
@@ -67,8 +68,8 @@ type blockCall struct {
 	err     error
 }
 
-// buf returns an empty buffer of capacity at least n, from the pool when n
-// is a full block.
+// buf returns an empty buffer of capacity at least n, from the stock when
+// n is a full block.
 func (c *blockCache) buf(n int) []byte {
 	if n == chunkstore.MaxBlockSize {
 		return c.bufs.Get()
@@ -77,12 +78,12 @@ func (c *blockCache) buf(n int) []byte {
 }
 
 // pageBuf is a write buffer of a whole page (pageSize == MaxBlockSize, any
-// contents) from the pool of block buffers: once its page is committed it
-// enters the cache as a block (cacheWritten) and returns to the pool when
+// contents) from the stock of block buffers: once its page is committed it
+// enters the cache as a block (cacheWritten) and returns to the stock when
 // evicted.
 func (v *VFS) pageBuf() []byte { return v.blocks.buf(pageSize)[:pageSize] }
 
-// recycle gives a buffer no one references back to the pool.
+// recycle gives a buffer no one references back to the stock.
 func (c *blockCache) recycle(b []byte) {
 	c.bufs.Put(b)
 }

@@ -102,13 +102,14 @@ func New(ctx context.Context, md *metadata.Store, cs *chunkstore.Client, cfg Con
 	if err != nil {
 		return nil, err
 	}
+	reserve := reservePages(cfg.WriteReserve)
 	v := &VFS{
 		cfg: cfg, md: md, cs: cs, log: log, m: m,
 		closing:   make(chan struct{}),
 		kick:      make(chan struct{}, 1),
 		raSem:     make(chan struct{}, cfg.ReadaheadWorkers),
 		compactQ:  make(chan chunkKey, 256),
-		blocks:    newBlockCache(cfg.BlockCacheBytes, reservePages(cfg.WriteReserve)),
+		blocks:    newBlockCache(cfg.BlockCacheBytes, reserve),
 		readahead: min(cfg.Readahead, cfg.BlockCacheBytes/2),
 	}
 	if _, err := rand.Read(v.verf[:]); err != nil {
@@ -136,11 +137,11 @@ func New(ctx context.Context, md *metadata.Store, cs *chunkstore.Client, cfg Con
 			v.disk.run()
 		}()
 	}
-	if n := reservePages(cfg.WriteReserve); n > 0 {
+	if reserve > 0 {
 		v.wg.Add(1)
 		go func() {
 			defer v.wg.Done()
-			v.blocks.bufs.Fill(n, v.closing)
+			v.blocks.bufs.Fill(reserve, v.closing)
 		}()
 	}
 	v.wg.Add(1)

@@ -23,9 +23,6 @@ func New(size, keep int) *Stock {
 	return &Stock{size: size, free: make(chan []byte, keep)}
 }
 
-// Size is the capacity of the stock's buffers.
-func (s *Stock) Size() int { return s.size }
-
 // Get returns an empty buffer of capacity Size: a kept one, or a new one
 // whose memory is already backed (its contents are zero).
 func (s *Stock) Get() []byte {
